@@ -1,0 +1,75 @@
+"""What every CLI command shares: the store it works on, one transaction, plain-line errors."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from sqlalchemy.orm import Session
+
+from oppiva.db import Store
+from oppiva.errors import OppivaError
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one plain line to stderr and return the exit to raise."""
+    err_console.print(f"error: {message}", markup=False, highlight=False)
+    return typer.Exit(code)
+
+
+def actor() -> str:
+    """Who runs the command: the operating-system user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # pragma: no cover - no user database in some containers
+        return "cli"
+
+
+def open_store(ctx: typer.Context, *, require_schema: bool = True) -> Store:
+    """The store named by `--database` (or `OPPIVA_DATABASE_URL`), checked to be initialised."""
+    from oppiva.migrations import current, head
+
+    url: str = ctx.find_root().obj["database"]
+    store = Store(url)
+    if require_schema:
+        try:
+            revision = current(store.engine)
+        except Exception as exc:
+            raise fail(f"cannot open the database {store.engine.url!r}: {exc}") from None
+        if revision != head():
+            raise fail(
+                f"the database {store.engine.url!r} is at revision {revision or 'none'}, "
+                f"not {head()}: run `oppiva init` (or `oppiva db upgrade`)"
+            )
+    return store
+
+
+@contextmanager
+def unit_of_work(ctx: typer.Context) -> Iterator[Session]:
+    """One transaction for the command; an error is one line on stderr and exit code 2."""
+    store = open_store(ctx)
+    try:
+        with store.transaction() as session:
+            yield session
+    except OppivaError as exc:
+        raise fail(str(exc)) from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        place = ".".join(str(p) for p in first["loc"])
+        raise fail(f"{place}: {first['msg']}") from None
+    finally:
+        store.dispose()
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, for scripts."""
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))

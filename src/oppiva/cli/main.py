@@ -1,0 +1,160 @@
+"""The `oppiva` command: store set-up, the domains' sub-commands, the demo and the server."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from oppiva.cli.common import console, fail, open_store
+from oppiva.config import get_settings
+from oppiva.customers.cli import app as customers_app
+from oppiva.migrations import current, downgrade, head
+from oppiva.privacy.cli import app as consent_app
+
+app = typer.Typer(
+    help="oppiva: one-to-one marketing, the learning customer relationship.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(
+    help="The store's schema: upgrade, downgrade, current revision.", no_args_is_help=True
+)
+app.add_typer(customers_app, name="customers")
+app.add_typer(consent_app, name="consent")
+app.add_typer(db_app, name="db")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            "-d",
+            envvar="OPPIVA_DATABASE_URL",
+            help="SQLAlchemy URL of the store (default sqlite:///./oppiva.db).",
+        ),
+    ] = None,
+) -> None:
+    """Every command works on the store named by --database or OPPIVA_DATABASE_URL."""
+    ctx.obj = {"database": database or get_settings().database_url}
+
+
+def _upgrade(ctx: typer.Context, revision: str = "head") -> str:
+    store = open_store(ctx, require_schema=False)
+    try:
+        store.upgrade(revision)
+        return current(store.engine) or "base"
+    except Exception as exc:
+        raise fail(f"cannot upgrade {store.engine.url!r}: {exc}") from None
+    finally:
+        store.dispose()
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Create or upgrade the store and the identity-hashing key."""
+    get_settings().hashing_key()
+    revision = _upgrade(ctx)
+    console.print(f"Store ready at {ctx.obj['database']} (schema {revision}).", markup=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    console.print(f"Schema at {_upgrade(ctx, revision)}.")
+
+
+@db_app.command("downgrade")
+def db_downgrade(ctx: typer.Context, revision: str) -> None:
+    """Revert migrations down to REVISION (`base` empties the store)."""
+    store = open_store(ctx, require_schema=False)
+    try:
+        downgrade(store.engine, revision)
+        console.print(f"Schema at {current(store.engine) or 'base'}.")
+    finally:
+        store.dispose()
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context) -> None:
+    """Print the schema revision of the store and the newest one shipped."""
+    store = open_store(ctx, require_schema=False)
+    try:
+        console.print(f"store: {current(store.engine) or 'none'}, newest: {head()}")
+    finally:
+        store.dispose()
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    people: Annotated[int, typer.Option(min=1, max=1_000_000, help="How many people.")] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same register.")] = 1,
+    fresh: Annotated[bool, typer.Option(help="Start from an empty SQLite file.")] = True,
+) -> None:
+    """Load generated sample customers (identities, consents, timeline) into the store."""
+    from oppiva.customers.service import count_customers
+    from oppiva.demo.sample import COMPANIES, load_sample
+
+    url: str = ctx.obj["database"]
+    if fresh and url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        for suffix in ("", "-wal", "-shm"):
+            Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    _upgrade(ctx)
+    store = open_store(ctx)
+    with Progress(
+        TextColumn("[bold]loading sample customers"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("load", total=people + len(COMPANIES))
+        with store.transaction() as session:
+            summary = load_sample(
+                session, people=people, seed=seed, progress=lambda n: bar.advance(task, n)
+            )
+    with store.transaction() as session:
+        total = count_customers(session)
+    store.dispose()
+    console.print(
+        f"Loaded {summary.people} people and {summary.organisations} organisations "
+        f"({summary.identities} identities, {summary.consents} consent decisions, "
+        f"{summary.interactions} timeline entries); {total} active customers in {url}.",
+        markup=False,
+    )
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+) -> None:
+    """Upgrade the store and serve the HTTP API (OpenAPI at /docs)."""
+    import uvicorn
+
+    from oppiva.api.app import create_app
+    from oppiva.db import Store
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    _upgrade(ctx)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        warnings.warn(f"serving on {host}: put a TLS proxy in front of oppiva", stacklevel=1)
+    api = create_app(Store(ctx.obj["database"]))
+    console.print(
+        f"oppiva API on http://{host}:{port}/v1  (docs: http://{host}:{port}/docs)", markup=False
+    )
+    uvicorn.run(api, host=host, port=port, log_level="info")
+
+
+def main() -> None:
+    app()

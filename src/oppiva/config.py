@@ -1,0 +1,53 @@
+"""Settings: one object, read from `OPPIVA_*` environment variables, that runs with nothing set."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything oppiva can be told; each field is `OPPIVA_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="OPPIVA_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./oppiva.db"
+    """SQLAlchemy URL of the operational store; `postgresql+psycopg://user@host/db` in production."""
+
+    secret_key: SecretStr | None = None
+    """Key of the keyed hashes (HMAC) of card numbers and payment tokens; never stored in the database."""
+
+    secret_key_file: Path = Path("oppiva.key")
+    """Where the key is kept (created on first use, mode 0600) when `secret_key` is not set."""
+
+    default_region: str = "FI"
+    """Region for phone numbers written without a country code."""
+
+    sqlite_busy_timeout_ms: int = 5000
+    """How long a SQLite writer waits for another one before it gives up."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    def hashing_key(self) -> bytes:
+        """Return the identity-hashing key, creating the key file once if no key is configured."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.secret_key_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

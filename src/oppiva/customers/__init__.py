@@ -1,0 +1,1 @@
+"""The customer register: people, organisations, identities, merges and the contact timeline."""

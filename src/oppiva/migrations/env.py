@@ -1,0 +1,21 @@
+"""Alembic environment: runs the packaged migrations on the engine handed over in the config."""
+
+from __future__ import annotations
+
+from alembic import context
+
+import oppiva.customers.models
+import oppiva.privacy.models  # noqa: F401  (registers the tables)
+from oppiva.db import Base
+
+config = context.config
+engine = config.attributes["engine"]
+
+with engine.begin() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    context.run_migrations()

@@ -1,0 +1,66 @@
+"""Extension points: each domain plugs its personal data into merge, export and erasure here.
+
+Declared once, the way Datasette's `hookspecs.py` does, with pluggy; a domain (built in or
+installed under the `oppiva` entry-point group) implements the hooks it needs and the core
+never imports it by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import pluggy
+from sqlalchemy import Table
+from sqlalchemy.orm import Session
+
+hookspec = pluggy.HookspecMarker("oppiva")
+hookimpl = pluggy.HookimplMarker("oppiva")
+
+BUILTIN_PLUGINS = ("oppiva.customers.hooks", "oppiva.privacy.hooks")
+
+
+@dataclass(frozen=True)
+class CustomerLink:
+    """A column that ties a table's rows to a customer: merge moves them, unmerge moves them back."""
+
+    table: Table
+    column: str
+
+
+class Hooks:
+    """The hook specifications."""
+
+    @hookspec
+    def oppiva_customer_links(self) -> list[CustomerLink]:  # type: ignore[empty-body]
+        """Columns holding a customer id, whose rows follow the customer through merges."""
+
+    @hookspec
+    def oppiva_export_person(  # type: ignore[empty-body]
+        self, session: Session, customer_id: int
+    ) -> dict[str, Any]:
+        """This domain's part of a subject-access export: section name to JSON-ready data."""
+
+    @hookspec
+    def oppiva_erase_person(self, session: Session, customer_id: int) -> None:
+        """Remove or blank every personal datum of the person that this domain holds."""
+
+
+@lru_cache
+def plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager with the built-in domains and installed plugins."""
+    import importlib
+
+    pm = pluggy.PluginManager("oppiva")
+    pm.add_hookspecs(Hooks)
+    for name in BUILTIN_PLUGINS:
+        pm.register(importlib.import_module(name), name)
+    pm.load_setuptools_entrypoints("oppiva")
+    return pm
+
+
+def customer_links() -> list[CustomerLink]:
+    """Every registered customer-id column, in a stable order."""
+    links = [link for group in plugin_manager().hook.oppiva_customer_links() for link in group]
+    return sorted(links, key=lambda link: (link.table.name, link.column))

@@ -1,0 +1,1 @@
+"""The privacy core: consent, preferences, subject access export and erasure."""
