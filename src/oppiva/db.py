@@ -106,5 +106,12 @@ class Store:
 
         upgrade(self.engine, revision)
 
+    def scrub(self) -> None:
+        """After an erasure: fold SQLite's write-ahead log into the file, where secure delete has
+        zeroed the old rows, so no copy of them stays on disk. PostgreSQL needs nothing here."""
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def dispose(self) -> None:
         self.engine.dispose()

@@ -28,5 +28,7 @@ def get_actor(request: Request) -> str:
     return "api"
 
 
-DbSession = Annotated[Session, Depends(get_session)]
+StoreDep = Annotated[Store, Depends(get_store)]
+# "function": commit before the response is sent, so a 2xx always means stored.
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
 Actor = Annotated[str, Depends(get_actor)]

@@ -54,12 +54,17 @@ def open_store(ctx: typer.Context, *, require_schema: bool = True) -> Store:
 
 
 @contextmanager
-def unit_of_work(ctx: typer.Context) -> Iterator[Session]:
-    """One transaction for the command; an error is one line on stderr and exit code 2."""
+def unit_of_work(ctx: typer.Context, *, scrub: bool = False) -> Iterator[Session]:
+    """One transaction for the command; an error is one line on stderr and exit code 2.
+
+    `scrub` folds the log into the file after commit, for commands that erase personal data.
+    """
     store = open_store(ctx)
     try:
         with store.transaction() as session:
             yield session
+        if scrub:
+            store.scrub()
     except OppivaError as exc:
         raise fail(str(exc)) from None
     except ValidationError as exc:

@@ -277,6 +277,6 @@ def erase(
         typer.confirm(
             f"Erase customer {customer_id} and all their personal data for good?", abort=True
         )
-    with unit_of_work(ctx) as session:
+    with unit_of_work(ctx, scrub=True) as session:
         erased = erase_person(session, customer_id)
     console.print(f"Erased customer record(s) {', '.join(map(str, erased))}.")

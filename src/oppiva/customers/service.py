@@ -283,7 +283,7 @@ def find_customers(
         key = name_key(query) or ""
         pattern = "%" + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         conditions.append(Customer.name_key.like(pattern, escape="\\"))
-        if query.isdigit():
+        if query.isdigit() and int(query) < 2**31:
             conditions.append(Customer.id == int(query))
         stmt = stmt.where(or_(*conditions))
     stmt = stmt.order_by(Customer.id).limit(limit).offset(offset)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, BackgroundTasks, Query, status
 
-from oppiva.api.deps import DbSession
+from oppiva.api.deps import DbSession, StoreDep
 from oppiva.db import utcnow
 from oppiva.privacy import service
 from oppiva.privacy.schemas import (
@@ -103,6 +103,10 @@ def export_person(customer_id: int, session: DbSession) -> dict[str, Any]:
 
 
 @router.delete("/customers/{customer_id}")
-def erase_person(customer_id: int, session: DbSession) -> dict[str, list[int]]:
+def erase_person(
+    customer_id: int, session: DbSession, background: BackgroundTasks, store: StoreDep
+) -> dict[str, list[int]]:
     """Erasure: every personal datum of the person goes; counts and ledgers stay balanced."""
-    return {"erased": service.erase_person(session, customer_id)}
+    erased = service.erase_person(session, customer_id)
+    background.add_task(store.scrub)  # runs after the response, so after the commit
+    return {"erased": erased}
