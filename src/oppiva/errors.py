@@ -34,3 +34,9 @@ class Conflict(OppivaError):
     def __init__(self, message: str, customer_id: int | None = None) -> None:
         super().__init__(message)
         self.customer_id = customer_id
+
+
+class AppendOnly(OppivaError):
+    """History (the timeline, consent decisions) is only ever added to."""
+
+    http_status = 409

@@ -6,10 +6,21 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from oppiva.db import Base, UTCDateTime, utcnow
+from oppiva.errors import AppendOnly
 
 
 class CustomerKind(StrEnum):
@@ -159,6 +170,13 @@ class Interaction(Base):
     object_ref: Mapped[str | None] = mapped_column(String(100))
     required_by_law: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+@event.listens_for(Interaction, "before_update")
+@event.listens_for(Interaction, "before_delete")
+def _timeline_is_append_only(_mapper: Any, _conn: Any, entry: Interaction) -> None:
+    """Nothing rewrites history: only merges, erasure and "forget me" touch entries, in bulk."""
+    raise AppendOnly(f"timeline entry {entry.id} cannot be changed or deleted")
 
 
 class CustomerMerge(Base):

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -225,25 +225,31 @@ def remove_identity(session: Session, customer_id: int, identity_id: int) -> Non
     session.flush()
 
 
+# Built once: a till asks this for every receipt, and building the statement costs more than running it.
+_BY_IDENTITY = (
+    select(Customer)
+    .join(Identity, Identity.customer_id == Customer.id)
+    .where(Identity.kind == bindparam("kind"), Identity.value == bindparam("value"))
+)
+
+
 def identify(
     session: Session, identifiers: Iterable[IdentifierIn | tuple[str, str]]
 ) -> Customer | None:
     """The customer these identifiers point to, or None; identifiers of two customers conflict."""
-    found: dict[int, str] = {}
+    normal = []
     for i, given in enumerate(identifiers):
         kind, value = (given.kind, given.value) if isinstance(given, IdentifierIn) else given
-        ident = _nested(kind, value, f"identifiers[{i}]")
-        holder = session.scalar(
-            select(Identity.customer_id).where(
-                Identity.kind == ident.kind, Identity.value == ident.value
-            )
-        )
-        if holder is not None:
-            found.setdefault(holder, ident.display)
+        normal.append(_nested(kind, value, f"identifiers[{i}]"))
+    found: dict[int, tuple[Customer, str]] = {}
+    for n in normal:
+        customer = session.scalar(_BY_IDENTITY, {"kind": n.kind.value, "value": n.value})
+        if customer is not None:
+            found.setdefault(customer.id, (customer, n.display))
     if len(found) > 1:
-        listing = ", ".join(f"customer {cid} ({shown})" for cid, shown in found.items())
+        listing = ", ".join(f"customer {cid} ({shown})" for cid, (_, shown) in found.items())
         raise Conflict(f"the identifiers point to different customers: {listing}")
-    return session.get(Customer, next(iter(found))) if found else None
+    return next(iter(found.values()))[0] if found else None
 
 
 def _candidate_identities(query: str) -> list[NormalIdentity]:

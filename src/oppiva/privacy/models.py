@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from oppiva.db import Base, UTCDateTime, utcnow
+from oppiva.errors import AppendOnly
 
 
 class Purpose(StrEnum):
@@ -57,6 +59,13 @@ class ConsentEvent(Base):
     effective_at: Mapped[datetime] = mapped_column(UTCDateTime)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     note: Mapped[str | None] = mapped_column(Text)
+
+
+@event.listens_for(ConsentEvent, "before_update")
+@event.listens_for(ConsentEvent, "before_delete")
+def _consent_history_is_append_only(_mapper: Any, _conn: Any, decision: ConsentEvent) -> None:
+    """A decision is never rewritten; a new one overrides it. Only erasure removes them, in bulk."""
+    raise AppendOnly(f"consent decision {decision.id} cannot be changed or deleted")
 
 
 class PreferenceEvent(Base):
