@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from oppiva.db import Store
 from oppiva.errors import OppivaError
 
-console = Console()
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from oppiva.cli.common import console, fail, open_store
+from oppiva.cli.common import console, fail, open_store, unit_of_work
 from oppiva.config import get_settings
 from oppiva.customers.cli import app as customers_app
 from oppiva.migrations import current, downgrade, head
@@ -107,7 +107,6 @@ def demo(
         for suffix in ("", "-wal", "-shm"):
             Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
     _upgrade(ctx)
-    store = open_store(ctx)
     with Progress(
         TextColumn("[bold]loading sample customers"),
         BarColumn(),
@@ -116,13 +115,11 @@ def demo(
         console=console,
     ) as bar:
         task = bar.add_task("load", total=people + len(COMPANIES))
-        with store.transaction() as session:
+        with unit_of_work(ctx) as session:
             summary = load_sample(
                 session, people=people, seed=seed, progress=lambda n: bar.advance(task, n)
             )
-    with store.transaction() as session:
-        total = count_customers(session)
-    store.dispose()
+            total = count_customers(session)
     console.print(
         f"Loaded {summary.people} people and {summary.organisations} organisations "
         f"({summary.identities} identities, {summary.consents} consent decisions, "

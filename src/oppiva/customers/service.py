@@ -147,8 +147,16 @@ def _address(data: AddressIn) -> Address:
     return Address(**data.model_dump())
 
 
+def _name(value: str) -> str:
+    name = " ".join(value.split())
+    if not name:
+        raise InvalidInput("name", "is blank")
+    return name
+
+
 def add_customer(session: Session, data: CustomerCreate) -> Customer:
     """Register a person or organisation with its identities; nothing is written if any is refused."""
+    name = _name(data.name)
     normal = _identifiers(data)
     seen: dict[tuple[str, str], str] = {}
     for ident, _, field in normal:
@@ -168,8 +176,8 @@ def add_customer(session: Session, data: CustomerCreate) -> Customer:
     customer = Customer(
         kind=data.kind.value,
         status=CustomerStatus.ACTIVE.value,
-        name=data.name.strip(),
-        name_key=name_key(data.name),
+        name=name,
+        name_key=name_key(name),
         given_name=data.given_name,
         family_name=data.family_name,
         business_id=data.business_id,
@@ -198,8 +206,8 @@ def update_customer(session: Session, customer_id: int, data: CustomerUpdate) ->
         if field == "addresses":
             customer.addresses = [_address(a) for a in data.addresses or []]
         elif field == "name":
-            customer.name = value.strip()
-            customer.name_key = name_key(value)
+            customer.name = _name(value)
+            customer.name_key = name_key(customer.name)
         elif field == "relationship_start" and value is None:
             raise InvalidInput(field, "a relationship always has a start date")
         else:

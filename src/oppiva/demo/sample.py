@@ -140,8 +140,9 @@ def _ascii(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
 
 
-def _phone(rng: random.Random) -> str:
-    return f"+3584{rng.choice('0145')}{rng.randrange(1_000_000, 9_999_999)}"
+def _phone(rng: random.Random, n: int) -> str:
+    """A valid Finnish mobile number, different for every `n` below ten million."""
+    return f"+3584{rng.choice('0145')}{(n * 7919 + 1_234_567) % 10_000_000:07d}"
 
 
 def load_sample(
@@ -174,7 +175,7 @@ def load_sample(
             emails=[f"{_ascii(given)}.{_ascii(family)}{n}@example.fi"]
             if rng.random() < 0.85
             else [],
-            phones=[_phone(rng)] if rng.random() < 0.7 else [],
+            phones=[_phone(rng, n)] if rng.random() < 0.7 else [],
             identities=[{"kind": "card", "value": f"6012{n:08d}"}] if rng.random() < 0.6 else [],
             addresses=[
                 AddressIn(
