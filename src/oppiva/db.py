@@ -43,6 +43,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+MAX_ID = 2**31 - 1
+"""The largest row id: ids are 32-bit integers on PostgreSQL, so no larger one can exist."""
+
+
 def utcnow() -> datetime:
     """The current time, time-zone aware."""
     return datetime.now(UTC)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from oppiva.customers import service
 from oppiva.customers.models import Customer, Identity, Interaction
 from oppiva.customers.schemas import CustomerCreate, CustomerUpdate, IdentifierIn, InteractionIn
-from oppiva.errors import Conflict, InvalidInput, NotFound
+from oppiva.errors import AppendOnly, Conflict, InvalidInput, NotFound
 from tests.factories import make_customer
 
 
@@ -199,3 +199,27 @@ def test_limits_are_checked(session):
 def test_create_validates_shapes_at_the_edge():
     with pytest.raises(ValueError, match="name"):
         CustomerCreate.model_validate({"name": ""})
+
+
+def test_timeline_entries_cannot_be_rewritten_or_deleted(session):
+    c = make_customer(session)
+    entry = service.record_interaction(
+        session, c.id, InteractionIn(channel="phone", direction="inbound", summary="said X")
+    )
+    entry.summary = "said Y"
+    with pytest.raises(AppendOnly, match="cannot be changed"):
+        session.flush()
+    session.rollback()
+
+
+def test_consent_decisions_cannot_be_rewritten(session):
+    from oppiva.privacy import service as privacy
+
+    c = make_customer(session)
+    [decision] = privacy.set_consent(
+        session, c.id, purpose="marketing", channel="sms", status="denied", source="till"
+    )
+    session.delete(decision)
+    with pytest.raises(AppendOnly):
+        session.flush()
+    session.rollback()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 import oppiva
 from oppiva.config import Settings, get_settings
@@ -42,6 +42,22 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     async def _integrity_error(request: Request, exc: IntegrityError) -> JSONResponse:
         # A race between two writers that the service's own checks could not see.
         return JSONResponse({"detail": "the change conflicts with stored data"}, status_code=409)
+
+    @app.exception_handler(DataError)
+    async def _data_error(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the schemas let through (a number out of its range).
+        return JSONResponse(
+            {
+                "detail": [
+                    {
+                        "loc": [],
+                        "msg": "a value is out of the database's range",
+                        "type": "invalid_input",
+                    }
+                ]
+            },
+            status_code=422,
+        )
 
     @app.get("/v1/health", tags=["meta"])
     def health() -> dict[str, str | None]:

@@ -11,6 +11,7 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from oppiva.db import Store
@@ -67,6 +68,9 @@ def unit_of_work(ctx: typer.Context, *, scrub: bool = False) -> Iterator[Session
             store.scrub()
     except OppivaError as exc:
         raise fail(str(exc)) from None
+    except IntegrityError:
+        # Another writer got there first (the service's own checks could not see it).
+        raise fail("the change conflicts with data stored meanwhile; nothing was written") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         place = ".".join(str(p) for p in first["loc"])

@@ -74,6 +74,8 @@ def normalise(
     field = field or kind.value
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidInput(field, "is empty")
+    if "\x00" in raw:
+        raise InvalidInput(field, "contains a NUL character")
     if len(raw) > 320:
         raise InvalidInput(field, f"is {len(raw)} characters long; at most 320 are accepted")
     match kind:

@@ -7,11 +7,13 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from oppiva.customers.models import Channel, CustomerKind, Direction, Language
+from oppiva.db import MAX_ID
+from oppiva.schemas import InputModel
 
 Short = Field(min_length=1, max_length=200)
 
 
-class IdentifierIn(BaseModel):
+class IdentifierIn(InputModel):
     """An identifier as a till, a form or a person gives it; normalised by the service."""
 
     kind: str = Field(max_length=32, examples=["email"])
@@ -20,7 +22,7 @@ class IdentifierIn(BaseModel):
     is_primary: bool = False
 
 
-class AddressIn(BaseModel):
+class AddressIn(InputModel):
     kind: str = Field(default="home", max_length=16)
     street: str = Short
     extra: str | None = Field(default=None, max_length=200)
@@ -31,7 +33,7 @@ class AddressIn(BaseModel):
     is_primary: bool = False
 
 
-class CustomerCreate(BaseModel):
+class CustomerCreate(InputModel):
     """A new person or organisation; emails and phones are identities too."""
 
     kind: CustomerKind = CustomerKind.PERSON
@@ -48,7 +50,7 @@ class CustomerCreate(BaseModel):
     addresses: list[AddressIn] = Field(default_factory=list, max_length=20)
 
 
-class CustomerUpdate(BaseModel):
+class CustomerUpdate(InputModel):
     """Rectification: only the fields given change; `addresses`, when given, replaces them all."""
 
     model_config = ConfigDict(extra="forbid")
@@ -63,7 +65,7 @@ class CustomerUpdate(BaseModel):
     addresses: list[AddressIn] | None = Field(default=None, max_length=20)
 
 
-class InteractionIn(BaseModel):
+class InteractionIn(InputModel):
     """A contact to put on the timeline."""
 
     channel: Channel
@@ -128,8 +130,8 @@ class InteractionOut(BaseModel):
     created_at: datetime
 
 
-class ContactPersonIn(BaseModel):
-    person_id: int
+class ContactPersonIn(InputModel):
+    person_id: int = Field(ge=1, le=MAX_ID)
     role: str = Field(min_length=1, max_length=100)
     since: date | None = None
 
@@ -144,13 +146,13 @@ class ContactPersonOut(BaseModel):
     since: date | None
 
 
-class MergeIn(BaseModel):
-    survivor_id: int
-    absorbed_id: int
+class MergeIn(InputModel):
+    survivor_id: int = Field(ge=1, le=MAX_ID)
+    absorbed_id: int = Field(ge=1, le=MAX_ID)
     reason: str = Field(min_length=1, max_length=1000)
 
 
-class UnmergeIn(BaseModel):
+class UnmergeIn(InputModel):
     reason: str = Field(min_length=1, max_length=1000)
 
 
@@ -168,7 +170,7 @@ class MergeOut(BaseModel):
     unmerge_reason: str | None
 
 
-class IdentifyIn(BaseModel):
+class IdentifyIn(InputModel):
     identifiers: list[IdentifierIn] = Field(min_length=1, max_length=20)
 
 

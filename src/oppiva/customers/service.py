@@ -31,7 +31,7 @@ from oppiva.customers.schemas import (
     IdentifierIn,
     InteractionIn,
 )
-from oppiva.db import utcnow
+from oppiva.db import MAX_ID, utcnow
 from oppiva.errors import Conflict, InvalidInput, NotFound
 from oppiva.plugins import customer_links
 
@@ -88,7 +88,7 @@ def _identifiers(data: CustomerCreate) -> list[tuple[NormalIdentity, IdentifierI
 
 def get_customer(session: Session, customer_id: int) -> Customer:
     """The customer with this id; erased customers are gone."""
-    customer = session.get(Customer, customer_id)
+    customer = session.get(Customer, customer_id) if 0 < customer_id <= MAX_ID else None
     if customer is None or customer.status == CustomerStatus.ERASED:
         raise NotFound(f"customer {customer_id} does not exist")
     return customer
@@ -226,7 +226,7 @@ def add_identity(session: Session, customer_id: int, data: IdentifierIn) -> Iden
 
 def remove_identity(session: Session, customer_id: int, identity_id: int) -> None:
     """Take an identity off a customer."""
-    identity = session.get(Identity, identity_id)
+    identity = session.get(Identity, identity_id) if 0 < identity_id <= MAX_ID else None
     if identity is None or identity.customer_id != customer_id:
         raise NotFound(f"customer {customer_id} has no identity {identity_id}")
     session.delete(identity)
@@ -287,6 +287,8 @@ def find_customers(
         query = query.strip()
         if len(query) > 320:
             raise InvalidInput("q", f"is {len(query)} characters long; at most 320 are searched")
+        if "\x00" in query:
+            raise InvalidInput("q", "contains a NUL character")
         conditions: list[ColumnElement[bool]] = []
         idents = _candidate_identities(query)
         if idents:
@@ -297,7 +299,7 @@ def find_customers(
         key = name_key(query) or ""
         pattern = "%" + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         conditions.append(Customer.name_key.like(pattern, escape="\\"))
-        if query.isdigit() and int(query) < 2**31:
+        if query.isdigit() and int(query) <= MAX_ID:
             conditions.append(Customer.id == int(query))
         stmt = stmt.where(or_(*conditions))
     stmt = stmt.order_by(Customer.id).limit(limit).offset(offset)

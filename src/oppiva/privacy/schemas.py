@@ -7,9 +7,10 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from oppiva.privacy.models import ConsentStatus, Preference, Purpose
+from oppiva.schemas import InputModel
 
 
-class ConsentIn(BaseModel):
+class ConsentIn(InputModel):
     """A consent decision; `channel` may be `all` for every channel at once."""
 
     purpose: Purpose
@@ -49,7 +50,7 @@ class ConsentsOut(BaseModel):
     history: list[ConsentOut]
 
 
-class PreferenceIn(BaseModel):
+class PreferenceIn(InputModel):
     name: Preference
     value: bool
     source: str = Field(min_length=1, max_length=100)
