@@ -64,6 +64,53 @@ def test_added_customer_is_found_by_normalised_email_and_by_phone_in_internation
         assert str(customer_id) in plain.stdout
 
 
+def test_update_corrects_fields_and_adds_and_removes_identities(cli: Cli) -> None:
+    customer_id = cli.add("Maija Meikäläinen", "--card", "6012 0000 1111")
+    card = cli.json("customers", "show", str(customer_id))["identities"][0]
+    updated = cli.json(
+        "customers",
+        "update",
+        str(customer_id),
+        "--name",
+        "Maija Virtanen",
+        "--birthday",
+        "1980-05-06",
+        "--add-email",
+        "Maija@Example.fi",
+        "--add-identity",
+        "login:maija",
+        "--remove-identity",
+        str(card["id"]),
+    )
+    assert updated["name"] == "Maija Virtanen" and updated["birthday"] == "1980-05-06"
+    assert {(i["kind"], i["display"], i["is_primary"]) for i in updated["identities"]} == {
+        ("email", "maija@example.fi", True),
+        ("login", "maija", True),
+    }
+    assert cli.json("customers", "find", "virtanen")[0]["id"] == customer_id
+
+
+def test_a_refused_update_changes_nothing(cli: Cli) -> None:
+    customer_id = cli.add("Maija Meikäläinen", *MAIJA)
+    before = cli.json("customers", "show", str(customer_id))
+    line = error_line(
+        cli("customers", "update", str(customer_id), "--name", "New", "--add-phone", "12")
+    )
+    assert "--add-phone" in line and "not a valid phone number" in line
+    assert cli.json("customers", "show", str(customer_id)) == before
+
+
+def test_contacts_names_persons_of_an_organisation_in_roles(cli: Cli) -> None:
+    org = cli.add("Rakennus Oy Kivi", "--organisation")
+    person = cli.add("Pekka Ostaja")
+    listed = cli.ok("customers", "contacts", str(org), "--add", str(person), "--role", "buyer")
+    assert "Pekka Ostaja" in listed.stdout and "buyer" in listed.stdout
+    assert "not an organisation" in error_line(
+        cli("customers", "contacts", str(person), "--add", str(org), "--role", "x")
+    )
+    assert "go together" in error_line(cli("customers", "contacts", str(org), "--add", "1"))
+
+
 def test_show_prints_the_customer_card_and_its_json(cli: Cli) -> None:
     customer_id = cli.add("Maija Meikäläinen", *MAIJA, "--birthday", "1980-05-17")
 

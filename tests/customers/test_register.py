@@ -223,3 +223,14 @@ def test_consent_decisions_cannot_be_rewritten(session):
     with pytest.raises(AppendOnly):
         session.flush()
     session.rollback()
+
+
+def test_the_first_identity_of_a_kind_is_primary_until_another_is_made_primary(session):
+    c = make_customer(session, emails=[], phones=[])
+    first = service.add_identity(session, c.id, IdentifierIn(kind="email", value="a@example.fi"))
+    second = service.add_identity(session, c.id, IdentifierIn(kind="email", value="b@example.fi"))
+    assert (first.is_primary, second.is_primary) == (True, False)
+    third = service.add_identity(
+        session, c.id, IdentifierIn(kind="email", value="c@example.fi", is_primary=True)
+    )
+    assert [i.is_primary for i in (first, second, third)] == [False, False, True]

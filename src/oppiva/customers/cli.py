@@ -15,11 +15,13 @@ from oppiva.customers.schemas import (
     AddressIn,
     CustomerCreate,
     CustomerOut,
+    CustomerUpdate,
     IdentifierIn,
     InteractionIn,
     InteractionOut,
     MergeOut,
 )
+from oppiva.errors import InvalidInput
 
 app = typer.Typer(help="Register, find, merge and erase customers.", no_args_is_help=True)
 
@@ -112,6 +114,72 @@ def add(
         else:
             console.print(f"Added customer {customer.id}.")
             console.print(_summary(customer))
+
+
+@app.command()
+def update(
+    ctx: typer.Context,
+    customer_id: int,
+    name: Annotated[str | None, typer.Option(help="A corrected name.")] = None,
+    birthday: Annotated[str | None, typer.Option(help="YYYY-MM-DD.")] = None,
+    language: Annotated[str | None, typer.Option(help="fi, sv or en.")] = None,
+    business_id: Annotated[str | None, typer.Option(help="Business id (Y-tunnus).")] = None,
+    add_email: Annotated[list[str] | None, typer.Option(help="Another email (repeatable).")] = None,
+    add_phone: Annotated[list[str] | None, typer.Option(help="Another phone (repeatable).")] = None,
+    add_card: Annotated[list[str] | None, typer.Option(help="Another card (repeatable).")] = None,
+    add_identity: Annotated[
+        list[str] | None, typer.Option(help="Another identity as KIND:VALUE (repeatable).")
+    ] = None,
+    remove_identity: Annotated[
+        list[int] | None, typer.Option(help="Identity id to remove, from `show --json`.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Rectify a customer: correct fields, add or remove identities; all or nothing."""
+    fields = {"name": name, "birthday": birthday, "language": language, "business_id": business_id}
+    given = (
+        [("--add-email", IdentifierIn(kind="email", value=v)) for v in add_email or []]
+        + [("--add-phone", IdentifierIn(kind="phone", value=v)) for v in add_phone or []]
+        + [("--add-card", IdentifierIn(kind="card", value=v)) for v in add_card or []]
+        + [("--add-identity", _identifier(i)) for i in add_identity or []]
+    )
+    with unit_of_work(ctx) as session:
+        changes = CustomerUpdate.model_validate({k: v for k, v in fields.items() if v is not None})
+        customer = service.update_customer(session, customer_id, changes)
+        for identity_id in remove_identity or []:
+            service.remove_identity(session, customer_id, identity_id)
+        for option, identifier in given:
+            try:
+                service.add_identity(session, customer_id, identifier)
+            except InvalidInput as exc:
+                raise InvalidInput(option, exc.reason) from None
+        session.refresh(customer)
+        if as_json:
+            print_json(CustomerOut.model_validate(customer).model_dump(mode="json"))
+        else:
+            console.print(f"Updated customer {customer.id}.")
+            console.print(_summary(customer))
+
+
+@app.command()
+def contacts(
+    ctx: typer.Context,
+    organisation_id: int,
+    add: Annotated[int | None, typer.Option(help="A person's customer id to add.")] = None,
+    role: Annotated[str | None, typer.Option(help="The person's role (with --add).")] = None,
+) -> None:
+    """An organisation's contact persons; `--add PERSON --role ROLE` names one more."""
+    if (add is None) != (role is None):
+        raise fail("--add and --role go together")
+    with unit_of_work(ctx) as session:
+        if add is not None and role is not None:
+            service.add_contact_person(session, organisation_id, add, role)
+        table = Table("person", "name", "role", "since")
+        for link in service.contact_persons(session, organisation_id):
+            person = service.get_customer(session, link.person_id)
+            since = link.since.isoformat() if link.since else ""
+            table.add_row(str(person.id), person.name or "", link.role, since)
+        console.print(table)
 
 
 @app.command()

@@ -221,7 +221,12 @@ def add_identity(session: Session, customer_id: int, data: IdentifierIn) -> Iden
     """Give a customer one more identity; adding one it already has is a no-op."""
     customer = get_active_customer(session, customer_id)
     ident = _normalise(data.kind, data.value, "kind", "value")
-    return _attach_identity(session, customer, ident, data.label, data.is_primary)
+    same_kind = [i for i in customer.identities if i.kind == ident.kind.value]
+    if data.is_primary:
+        for other in same_kind:
+            other.is_primary = False
+    primary = data.is_primary or not any(i.is_primary for i in same_kind)
+    return _attach_identity(session, customer, ident, data.label, primary)
 
 
 def remove_identity(session: Session, customer_id: int, identity_id: int) -> None:
