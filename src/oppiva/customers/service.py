@@ -62,27 +62,18 @@ def _nested(kind: str, value: str, place: str) -> NormalIdentity:
 
 def _identifiers(data: CustomerCreate) -> list[tuple[NormalIdentity, IdentifierIn, str]]:
     """Every identifier of a new customer, normalised, with the field it came from."""
-    out = []
-    for i, v in enumerate(data.emails):
-        out.append(
-            (
-                _normalise("email", v, "emails", f"emails[{i}]"),
-                IdentifierIn(kind="email", value=v),
-                f"emails[{i}]",
-            )
-        )
-    for i, v in enumerate(data.phones):
-        out.append(
-            (
-                _normalise("phone", v, "phones", f"phones[{i}]"),
-                IdentifierIn(kind="phone", value=v),
-                f"phones[{i}]",
-            )
-        )
-    for i, ident in enumerate(data.identities):
-        out.append(
-            (_nested(ident.kind, ident.value, f"identities[{i}]"), ident, f"identities[{i}]")
-        )
+    listed = [("emails", i, IdentifierIn(kind="email", value=v)) for i, v in enumerate(data.emails)]
+    listed += [
+        ("phones", i, IdentifierIn(kind="phone", value=v)) for i, v in enumerate(data.phones)
+    ]
+    out = [
+        (_normalise(given.kind, given.value, name, f"{name}[{i}]"), given, f"{name}[{i}]")
+        for name, i, given in listed
+    ]
+    out += [
+        (_nested(given.kind, given.value, f"identities[{i}]"), given, f"identities[{i}]")
+        for i, given in enumerate(data.identities)
+    ]
     return out
 
 
@@ -117,19 +108,26 @@ def resolve(session: Session, customer_id: int) -> Customer:
     return customer
 
 
-def _attach_identity(
-    session: Session, customer: Customer, ident: NormalIdentity, label: str | None, primary: bool
-) -> Identity:
+def _taken(session: Session, ident: NormalIdentity, customer_id: int | None) -> Identity | None:
+    """The stored identity equal to `ident`: None if free, itself if `customer_id` has it; a
+    conflict naming the holder if someone else has it."""
     existing = session.scalar(
         select(Identity).where(Identity.kind == ident.kind, Identity.value == ident.value)
     )
+    if existing is None or existing.customer_id == customer_id:
+        return existing
+    raise Conflict(
+        f"{ident.kind.value} {ident.display} already belongs to customer {existing.customer_id}",
+        existing.customer_id,
+    )
+
+
+def _attach_identity(
+    session: Session, customer: Customer, ident: NormalIdentity, label: str | None, primary: bool
+) -> Identity:
+    existing = _taken(session, ident, customer.id)
     if existing is not None:
-        if existing.customer_id == customer.id:
-            return existing
-        raise Conflict(
-            f"{ident.kind.value} {ident.display} already belongs to customer {existing.customer_id}",
-            existing.customer_id,
-        )
+        return existing
     identity = Identity(
         customer=customer,
         kind=ident.kind.value,
@@ -164,15 +162,7 @@ def add_customer(session: Session, data: CustomerCreate) -> Customer:
             raise InvalidInput(field, f"repeats {seen[(ident.kind, ident.value)]}")
         seen[(ident.kind, ident.value)] = field
     for ident, _, _ in normal:
-        holder = session.scalar(
-            select(Identity.customer_id).where(
-                Identity.kind == ident.kind, Identity.value == ident.value
-            )
-        )
-        if holder is not None:
-            raise Conflict(
-                f"{ident.kind.value} {ident.display} already belongs to customer {holder}", holder
-            )
+        _taken(session, ident, None)
     customer = Customer(
         kind=data.kind.value,
         status=CustomerStatus.ACTIVE.value,
