@@ -34,6 +34,20 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
+    behind_tls_proxy: bool = False
+    """Set when a TLS-terminating proxy stands in front; `serve` then binds other addresses quietly."""
+
+    token_ttl_minutes: int = 60
+    """How long a staff login token lives."""
+
+    max_body_bytes: int = 1_048_576
+    """Largest request body the API reads."""
+
+    login_failures_per_account: int = 5
+    login_failures_per_address: int = 20
+    login_failure_window_minutes: int = 15
+    """Failed logins allowed per account and per client address within the window."""
+
     def hashing_key(self) -> bytes:
         """Return the identity-hashing key, creating the key file once if no key is configured."""
         if self.secret_key is not None:

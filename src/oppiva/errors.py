@@ -40,3 +40,25 @@ class AppendOnly(OppivaError):
     """History (the timeline, consent decisions) is only ever added to."""
 
     http_status = 409
+
+
+class Unauthorized(OppivaError):
+    """No credential, or one that is wrong, expired or revoked."""
+
+    http_status = 401
+
+
+class Forbidden(OppivaError):
+    """The credential is good but lacks the permission."""
+
+    http_status = 403
+
+
+class RateLimited(OppivaError):
+    """Too many attempts; `retry_after_s` says when to try again."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 hookspec = pluggy.HookspecMarker("oppiva")
 hookimpl = pluggy.HookimplMarker("oppiva")
 
-BUILTIN_PLUGINS = ("oppiva.customers.hooks", "oppiva.privacy.hooks")
+BUILTIN_PLUGINS = ("oppiva.customers.hooks", "oppiva.privacy.hooks", "oppiva.access.hooks")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from oppiva.api.app import create_app
 from oppiva.db import Store
+from tests.conftest import make_key
 
 _numbers = itertools.count(1)
 
@@ -19,15 +20,17 @@ MakeCustomer = Callable[..., dict[str, Any]]
 
 @pytest.fixture
 def client(db: Store) -> Iterator[TestClient]:
-    """The API over the empty store of this test (SQLite and PostgreSQL)."""
-    with TestClient(create_app(db)) as client:
+    """The API over the empty store of this test (SQLite and PostgreSQL), with a key that may
+    do everything."""
+    with TestClient(create_app(db), headers={"Authorization": f"Bearer {make_key(db)}"}) as client:
         yield client
 
 
 @pytest.fixture
 def tolerant_client(db: Store) -> Iterator[TestClient]:
     """The same API, but an unhandled error comes back as a 500 instead of raising in the test."""
-    with TestClient(create_app(db), raise_server_exceptions=False) as client:
+    headers = {"Authorization": f"Bearer {make_key(db)}"}
+    with TestClient(create_app(db), raise_server_exceptions=False, headers=headers) as client:
         yield client
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import pytest
 
 from oppiva.db import Store
 from oppiva.migrations import head
+from tests.conftest import make_key
 from tests.factories import make_customer
 
 OPPIVA = Path(sys.executable).with_name("oppiva")
@@ -102,8 +105,11 @@ def serve(environment: dict[str, str], tmp_path: Path) -> Iterator[Callable[[str
             process.wait(timeout=10)
 
 
-def check_server(server: Server, database: str) -> None:
-    customers = httpx.get(f"{server.base}/v1/customers", params={"limit": 5}, timeout=10)
+def check_server(server: Server, database: str, credential: str) -> None:
+    auth = {"Authorization": f"Bearer {credential}"}
+    customers = httpx.get(
+        f"{server.base}/v1/customers", params={"limit": 5}, headers=auth, timeout=10
+    )
     assert customers.status_code == 200, customers.text
     body = customers.json()
     assert len(body) == 5
@@ -117,17 +123,42 @@ def check_server(server: Server, database: str) -> None:
     assert f"oppiva API on {server.base}/v1" in server.output()
 
 
-def test_serve_answers_over_http_after_the_demo_on_sqlite(
+def test_the_demo_serves_only_to_credentials_that_may_read_and_audits_the_read(
     serve: Callable[[str], Server], environment: dict[str, str], tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'served.db'}"
     loaded = run_oppiva(url, "demo", "--people", "20", env=environment, cwd=tmp_path)
     assert "active customers" in loaded
+    admin = re.search(r"Demo admin: (\S+)  password: (\S+)", loaded)
+    till = re.search(r"Till key .*: (opk_\S+)", loaded)
+    assert admin and till, loaded
 
     server = serve(url)
-    check_server(server, "sqlite")
-    everyone = httpx.get(f"{server.base}/v1/customers", params={"limit": 1000}, timeout=10)
+    customers = f"{server.base}/v1/customers"
+    assert httpx.get(customers, timeout=10).status_code == 401
+    till_auth = {"Authorization": f"Bearer {till.group(1)}"}
+    assert httpx.get(customers, headers=till_auth, timeout=10).status_code == 403
+    login = httpx.post(
+        f"{server.base}/v1/auth/token",
+        data={"username": admin.group(1), "password": admin.group(2)},
+        timeout=10,
+    )
+    assert login.status_code == 200, login.text
+    token = login.json()["access_token"]
+    check_server(server, "sqlite", token)
+    everyone = httpx.get(
+        customers, params={"limit": 1000}, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
     assert len(everyone.json()) == 20 + 8  # the people and the sample organisations
+
+    audit = json.loads(
+        run_oppiva(url, "audit", "--limit", "1000", "--json", env=environment, cwd=tmp_path)
+    )
+    reads = [
+        e for e in audit if e["action"] == "customer.search" and e["actor"].startswith("user:")
+    ]
+    assert reads and all(e["actor"].endswith(admin.group(1)) for e in reads)
+    assert {e["customer_id"] for e in reads} == {c["id"] for c in everyone.json()}
 
 
 def test_serve_answers_over_http_on_the_test_store(
@@ -138,6 +169,9 @@ def test_serve_answers_over_http_on_the_test_store(
             make_customer(session)
 
     server = serve(db.url)
-    check_server(server, db.engine.dialect.name)
-    everyone = httpx.get(f"{server.base}/v1/customers", timeout=10).json()
+    key = make_key(db, ["customers:read"])
+    check_server(server, db.engine.dialect.name, key)
+    everyone = httpx.get(
+        f"{server.base}/v1/customers", headers={"Authorization": f"Bearer {key}"}, timeout=10
+    ).json()
     assert len(everyone) == 7

@@ -1,4 +1,4 @@
-"""What every route depends on: a session whose transaction the request owns, and the actor."""
+"""What every route depends on: the store, and a session whose transaction the request owns."""
 
 from __future__ import annotations
 
@@ -23,12 +23,6 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_actor(request: Request) -> str:
-    """Who is acting, for the merge and consent records."""
-    return "api"
-
-
 StoreDep = Annotated[Store, Depends(get_store)]
 # "function": commit before the response is sent, so a 2xx always means stored.
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
-Actor = Annotated[str, Depends(get_actor)]

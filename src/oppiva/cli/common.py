@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,6 +14,8 @@ from rich.console import Console
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from oppiva.access.permissions import Permission
+from oppiva.access.service import AuditContext, Principal, record_audit
 from oppiva.db import Store
 from oppiva.errors import OppivaError
 
@@ -27,12 +29,28 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def actor() -> str:
-    """Who runs the command: the operating-system user."""
+def principal() -> Principal:
+    """Who runs the command: the operating-system user, with every permission (local access
+    to the database is the credential)."""
     try:
-        return f"cli:{getpass.getuser()}"
+        name = getpass.getuser()
     except Exception:  # pragma: no cover - no user database in some containers
-        return "cli"
+        name = "unknown"
+    return Principal("cli", None, name, frozenset(Permission))
+
+
+def actor() -> str:
+    """How the merge records and the audit log name the command's user."""
+    return principal().actor
+
+
+def audit(
+    session: Session, action: str, customer_ids: Iterable[int | None] = (None,), **detail: Any
+) -> None:
+    """Write the audit log for a command, under the operating-system user."""
+    record_audit(
+        session, AuditContext(principal(), client_address="local"), action, customer_ids, detail
+    )
 
 
 def open_store(ctx: typer.Context, *, require_schema: bool = True) -> Store:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from oppiva.cli.common import console, fail, open_store, unit_of_work
+from oppiva.access.cli import audit_command, keys_app, users_app
+from oppiva.cli.common import actor, console, err_console, fail, open_store, unit_of_work
 from oppiva.config import get_settings
 from oppiva.customers.cli import app as customers_app
 from oppiva.migrations import current, downgrade, head
@@ -26,6 +26,9 @@ db_app = typer.Typer(
 app.add_typer(customers_app, name="customers")
 app.add_typer(consent_app, name="consent")
 app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+app.command("audit")(audit_command)
 
 
 @app.callback()
@@ -100,7 +103,7 @@ def demo(
 ) -> None:
     """Load generated sample customers (identities, consents, timeline) into the store."""
     from oppiva.customers.service import count_customers
-    from oppiva.demo.sample import COMPANIES, load_sample
+    from oppiva.demo.sample import COMPANIES, demo_credentials, load_sample
 
     url: str = ctx.obj["database"]
     if fresh and url.startswith("sqlite:///") and url != "sqlite:///:memory:":
@@ -120,10 +123,20 @@ def demo(
                 session, people=people, seed=seed, progress=lambda n: bar.advance(task, n)
             )
             total = count_customers(session)
+            credentials = demo_credentials(session, actor())
+    settings = get_settings()
+    base = f"http://{settings.host}:{settings.port}"
     console.print(
         f"Loaded {summary.people} people and {summary.organisations} organisations "
         f"({summary.identities} identities, {summary.consents} consent decisions, "
         f"{summary.interactions} timeline entries); {total} active customers in {url}.",
+        markup=False,
+    )
+    console.print(
+        f"Demo admin: {credentials.admin_email}  password: {credentials.admin_password}\n"
+        f"Till key (identify, consent:check; store {credentials.store}): {credentials.till_key}\n"
+        f"These are shown once. The API will be at {base}/v1 (docs: {base}/docs); log in with\n"
+        f"  curl -d 'username={credentials.admin_email}&password=...' {base}/v1/auth/token",
         markup=False,
     )
 
@@ -144,8 +157,12 @@ def serve(
     host = host or settings.host
     port = port or settings.port
     _upgrade(ctx)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        warnings.warn(f"serving on {host}: put a TLS proxy in front of oppiva", stacklevel=1)
+    if host not in ("127.0.0.1", "localhost", "::1") and not settings.behind_tls_proxy:
+        err_console.print(
+            f"warning: serving on {host} without TLS: put a TLS-terminating proxy in front and "
+            "set OPPIVA_BEHIND_TLS_PROXY=true",
+            markup=False,
+        )
     api = create_app(Store(ctx.obj["database"]))
     console.print(
         f"oppiva API on http://{host}:{port}/v1  (docs: http://{host}:{port}/docs)", markup=False

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from oppiva.cli.common import actor, console, fail, print_json, unit_of_work
+from oppiva.cli.common import actor, audit, console, fail, print_json, unit_of_work
 from oppiva.customers import service
 from oppiva.customers.models import Customer
 from oppiva.customers.schemas import (
@@ -109,6 +109,7 @@ def add(
             }
         )
         customer = service.add_customer(session, data)
+        audit(session, "customer.create", [customer.id])
         if as_json:
             print_json(CustomerOut.model_validate(customer).model_dump(mode="json"))
         else:
@@ -146,6 +147,7 @@ def update(
     with unit_of_work(ctx) as session:
         changes = CustomerUpdate.model_validate({k: v for k, v in fields.items() if v is not None})
         customer = service.update_customer(session, customer_id, changes)
+        audit(session, "customer.update", [customer_id], fields=sorted(changes.model_fields_set))
         for identity_id in remove_identity or []:
             service.remove_identity(session, customer_id, identity_id)
         for option, identifier in given:
@@ -174,6 +176,8 @@ def contacts(
     with unit_of_work(ctx) as session:
         if add is not None and role is not None:
             service.add_contact_person(session, organisation_id, add, role)
+            audit(session, "contacts.add", [organisation_id, add])
+        audit(session, "contacts.read", [organisation_id])
         table = Table("person", "name", "role", "since")
         for link in service.contact_persons(session, organisation_id):
             person = service.get_customer(session, link.person_id)
@@ -187,6 +191,7 @@ def show(ctx: typer.Context, customer_id: int, as_json: JsonFlag = False) -> Non
     """Show a customer's card."""
     with unit_of_work(ctx) as session:
         customer = service.get_customer(session, customer_id)
+        audit(session, "customer.read", [customer.id])
         if as_json:
             print_json(CustomerOut.model_validate(customer).model_dump(mode="json"))
         else:
@@ -203,6 +208,7 @@ def find(
     """Find customers by any identity or by name."""
     with unit_of_work(ctx) as session:
         found = service.find_customers(session, query, limit=limit)
+        audit(session, "customer.search", [c.id for c in found])
         if as_json:
             print_json([CustomerOut.model_validate(c).model_dump(mode="json") for c in found])
             return
@@ -229,6 +235,7 @@ def merge(
         record = service.merge_customers(
             session, survivor_id, absorbed_id, reason=reason, actor=actor()
         )
+        audit(session, "customer.merge", [survivor_id, absorbed_id], merge=record.id)
         console.print(f"Merged customer {absorbed_id} into {survivor_id} (merge {record.id}).")
 
 
@@ -241,6 +248,7 @@ def unmerge(
     """Undo a merge: both records are exactly as they were before it."""
     with unit_of_work(ctx) as session:
         record = service.unmerge_customer(session, customer_id, reason=reason, actor=actor())
+        audit(session, "customer.unmerge", [record.survivor_id, customer_id], merge=record.id)
         console.print(f"Customer {customer_id} is separate from {record.survivor_id} again.")
 
 
@@ -248,6 +256,8 @@ def unmerge(
 def merges(ctx: typer.Context, customer_id: int) -> None:
     """The merges a customer took part in."""
     with unit_of_work(ctx) as session:
+        service.get_customer(session, customer_id)
+        audit(session, "merges.read", [customer_id])
         print_json(
             [
                 MergeOut.model_validate(m).model_dump(mode="json")
@@ -266,6 +276,7 @@ def timeline(
     """Every contact with the customer, newest first."""
     with unit_of_work(ctx) as session:
         entries = service.timeline(session, customer_id, limit=limit)
+        audit(session, "timeline.read", [customer_id])
         if as_json:
             print_json([InteractionOut.model_validate(e).model_dump(mode="json") for e in entries])
             return
@@ -306,6 +317,7 @@ def record(
                 }
             ),
         )
+        audit(session, "timeline.add", [customer_id], recorded=entry is not None)
         if entry is None:
             console.print("Not recorded: the customer asked not to be remembered.")
         else:
@@ -323,6 +335,7 @@ def export(
 
     with unit_of_work(ctx) as session:
         data = export_person(session, customer_id)
+        audit(session, "privacy.export", [r["customer_id"] for r in data["records"]])
     if out is None:
         print_json(data)
     else:
@@ -347,4 +360,5 @@ def erase(
         )
     with unit_of_work(ctx, scrub=True) as session:
         erased = erase_person(session, customer_id)
+        audit(session, "privacy.erase", erased)
     console.print(f"Erased customer record(s) {', '.join(map(str, erased))}.")

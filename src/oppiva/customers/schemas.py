@@ -172,7 +172,18 @@ class MergeOut(BaseModel):
 
 class IdentifyIn(InputModel):
     identifiers: list[IdentifierIn] = Field(min_length=1, max_length=20)
+    store: str | None = Field(default=None, max_length=40, description="The store asking.")
 
 
 class IdentifyOut(BaseModel):
     customer: CustomerOut | None
+
+
+class CustomerStatsOut(BaseModel):
+    """Counts over the register; no person can be told from them."""
+
+    active: int
+    merged: int
+    erased: int
+    by_kind: dict[str, int]
+    by_language: dict[str, int]

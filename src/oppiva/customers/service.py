@@ -312,6 +312,25 @@ def count_customers(session: Session) -> int:
     )
 
 
+def customer_stats(session: Session) -> dict[str, Any]:
+    """Counts by status, and of active customers by kind and language."""
+    by_status = dict(
+        session.execute(select(Customer.status, func.count()).group_by(Customer.status)).all()
+    )
+    active = Customer.status == CustomerStatus.ACTIVE
+    by_kind = session.execute(
+        select(Customer.kind, func.count()).where(active).group_by(Customer.kind)
+    ).all()
+    by_language = session.execute(
+        select(Customer.language, func.count()).where(active).group_by(Customer.language)
+    ).all()
+    return {
+        **{status.value: by_status.get(status.value, 0) for status in CustomerStatus},
+        "by_kind": dict(by_kind),
+        "by_language": dict(by_language),
+    }
+
+
 def add_contact_person(
     session: Session, organisation_id: int, person_id: int, role: str, since: date | None = None
 ) -> ContactPerson:

@@ -6,6 +6,7 @@ Deterministic for a seed, so the demo and its tests always show the same registe
 from __future__ import annotations
 
 import random
+import secrets
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -134,6 +135,32 @@ class SampleSummary:
     consents: int = 0
     interactions: int = 0
     ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DemoCredentials:
+    """The demo's admin and till key, to be shown once."""
+
+    admin_email: str
+    admin_password: str
+    till_key: str
+    store: str
+
+
+def demo_credentials(session: Session, created_by: str) -> DemoCredentials:
+    """A demo admin with a random password and a till key bound to the demo store."""
+    from oppiva.access import service as access
+
+    password = secrets.token_urlsafe(12)
+    admin = access.create_user(session, "admin@demo.example", "Demo Admin", password, ["admin"])
+    key, _ = access.create_key(
+        session,
+        "demo till",
+        ["identify", "consent:check"],
+        created_by=created_by,
+        store="demo-store",
+    )
+    return DemoCredentials(admin.email, password, key, "demo-store")
 
 
 def _ascii(text: str) -> str:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-import oppiva.customers.models
-import oppiva.privacy.models  # noqa: F401  (registers the tables)
+import oppiva.models  # noqa: F401  (registers every table)
 from oppiva.db import Base
 
 config = context.config

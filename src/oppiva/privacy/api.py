@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Query, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, status
 
+from oppiva.access.permissions import P
 from oppiva.api.deps import DbSession, StoreDep
+from oppiva.api.security import Access, require
 from oppiva.db import utcnow
 from oppiva.privacy import service
 from oppiva.privacy.schemas import (
@@ -21,6 +23,9 @@ from oppiva.privacy.schemas import (
 )
 
 router = APIRouter(tags=["privacy"])
+
+Reader = Annotated[Access, Depends(require(P.CONSENT_READ))]
+Writer = Annotated[Access, Depends(require(P.CONSENT_WRITE))]
 
 
 def consents_out(session: DbSession, customer_id: int, at: datetime | None = None) -> ConsentsOut:
@@ -40,9 +45,13 @@ def consents_out(session: DbSession, customer_id: int, at: datetime | None = Non
 
 
 @router.get("/customers/{customer_id}/consents", response_model=ConsentsOut)
-def read_consents(customer_id: int, session: DbSession, at: datetime | None = None) -> ConsentsOut:
+def read_consents(
+    customer_id: int, session: DbSession, access: Reader, at: datetime | None = None
+) -> ConsentsOut:
     """The consent in effect per purpose and channel (at `at`, default now) and the full history."""
-    return consents_out(session, customer_id, at)
+    out = consents_out(session, customer_id, at)
+    access.audit(session, "consent.read", [customer_id])
+    return out
 
 
 @router.post(
@@ -50,19 +59,26 @@ def read_consents(customer_id: int, session: DbSession, at: datetime | None = No
     response_model=list[ConsentOut],
     status_code=status.HTTP_201_CREATED,
 )
-def record_consent(customer_id: int, body: ConsentIn, session: DbSession) -> list[ConsentOut]:
+def record_consent(
+    customer_id: int, body: ConsentIn, session: DbSession, access: Writer
+) -> list[ConsentOut]:
     """Record a consent decision; `channel: all` records one per channel."""
     events = service.set_consent(session, customer_id, **body.model_dump())
+    access.audit(session, "consent.write", [customer_id], purpose=body.purpose.value)
     return [ConsentOut.model_validate(e) for e in events]
 
 
 @router.get("/customers/{customer_id}/preferences", response_model=PreferencesOut)
-def read_preferences(customer_id: int, session: DbSession) -> PreferencesOut:
-    return PreferencesOut.model_validate(service.preferences(session, customer_id))
+def read_preferences(customer_id: int, session: DbSession, access: Reader) -> PreferencesOut:
+    prefs = service.preferences(session, customer_id)
+    access.audit(session, "preferences.read", [customer_id])
+    return PreferencesOut.model_validate(prefs)
 
 
 @router.post("/customers/{customer_id}/preferences", response_model=PreferencesOut)
-def record_preference(customer_id: int, body: PreferenceIn, session: DbSession) -> PreferencesOut:
+def record_preference(
+    customer_id: int, body: PreferenceIn, session: DbSession, access: Writer
+) -> PreferencesOut:
     """Set "remember me" or "no offers"; turning "remember me" off forgets the optional timeline."""
     service.set_preference(
         session,
@@ -72,6 +88,7 @@ def record_preference(customer_id: int, body: PreferenceIn, session: DbSession) 
         source=body.source,
         effective_at=body.effective_at,
     )
+    access.audit(session, "preferences.write", [customer_id], name=body.name.value)
     return PreferencesOut.model_validate(service.preferences(session, customer_id))
 
 
@@ -79,6 +96,7 @@ def record_preference(customer_id: int, body: PreferenceIn, session: DbSession) 
 def check_contact(
     customer_id: int,
     session: DbSession,
+    access: Annotated[Access, Depends(require(P.CONSENT_CHECK))],
     purpose: Annotated[str, Query(max_length=32)],
     channel: Annotated[str, Query(max_length=16)],
     at: datetime | None = None,
@@ -86,6 +104,7 @@ def check_contact(
     """The check every sender makes: may this customer be contacted for this purpose here, now?"""
     moment = at or utcnow()
     decision = service.can_contact(session, customer_id, purpose, channel, moment)
+    access.audit(session, "consent.check", [customer_id], purpose=purpose, channel=channel)
     return ContactCheckOut(
         customer_id=customer_id,
         purpose=purpose,
@@ -97,16 +116,27 @@ def check_contact(
 
 
 @router.get("/customers/{customer_id}/export")
-def export_person(customer_id: int, session: DbSession) -> dict[str, Any]:
+def export_person(
+    customer_id: int,
+    session: DbSession,
+    access: Annotated[Access, Depends(require(P.PRIVACY_EXPORT))],
+) -> dict[str, Any]:
     """Subject access: everything stored about the person, machine-readable."""
-    return service.export_person(session, customer_id)
+    export = service.export_person(session, customer_id)
+    access.audit(session, "privacy.export", [r["customer_id"] for r in export["records"]])
+    return export
 
 
 @router.delete("/customers/{customer_id}")
 def erase_person(
-    customer_id: int, session: DbSession, background: BackgroundTasks, store: StoreDep
+    customer_id: int,
+    session: DbSession,
+    background: BackgroundTasks,
+    store: StoreDep,
+    access: Annotated[Access, Depends(require(P.PRIVACY_ERASE))],
 ) -> dict[str, list[int]]:
     """Erasure: every personal datum of the person goes; counts and ledgers stay balanced."""
     erased = service.erase_person(session, customer_id)
+    access.audit(session, "privacy.erase", erased)
     background.add_task(store.scrub)  # runs after the response, so after the commit
     return {"erased": erased}

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from oppiva.cli.common import console, fail, print_json, unit_of_work
+from oppiva.cli.common import audit, console, fail, print_json, unit_of_work
 from oppiva.privacy import service
 from oppiva.privacy.models import ContactChannel, Purpose
 from oppiva.privacy.schemas import ConsentOut
@@ -56,6 +56,7 @@ def set_(
             effective_at=effective_at,
             note=note,
         )
+        audit(session, "consent.write", [customer_id], purpose=purpose)
         channels = ", ".join(e.channel for e in events)
         console.print(f"Customer {customer_id}: {purpose} by {channels} {status}.")
 
@@ -71,6 +72,7 @@ def show(
 ) -> None:
     """The consent in effect per purpose and channel, and the preferences."""
     with unit_of_work(ctx) as session:
+        audit(session, "consent.read", [customer_id])
         if history:
             events = service.consent_history(session, customer_id)
             if as_json:
@@ -122,6 +124,7 @@ def check(
     moment = _when(at, "--at")
     with unit_of_work(ctx) as session:
         decision = service.can_contact(session, customer_id, purpose, channel, moment)
+        audit(session, "consent.check", [customer_id], purpose=purpose, channel=channel)
     console.print(("allowed: " if decision else "not allowed: ") + decision.reason, markup=False)
     if not decision:
         raise typer.Exit(1)
@@ -140,4 +143,5 @@ def prefer(
         raise fail(f"value: say on or off, not {value!r}")
     with unit_of_work(ctx) as session:
         service.set_preference(session, customer_id, name=name, value=value == "on", source=source)
+        audit(session, "preferences.write", [customer_id], name=name)
     console.print(f"Customer {customer_id}: {name} {value}.")

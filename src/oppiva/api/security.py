@@ -1,0 +1,202 @@
+"""Authentication, permissions and request hygiene for the HTTP API.
+
+A pure ASGI middleware gives every request an id, caps its body and authenticates it (401)
+before anything else runs; each route then declares the one permission it needs with
+`require(...)` (403). `check_routes` refuses to build an app with an undeclared route.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from oppiva.access.permissions import Permission
+from oppiva.access.service import AuditContext, Principal, record_audit, resolve_credential
+from oppiva.db import Store
+from oppiva.errors import Forbidden, OppivaError
+
+PUBLIC_PATHS = frozenset({"/v1/health", "/v1/auth/token"})
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+# Declared for the OpenAPI description only: the middleware does the checking.
+staff_login = OAuth2PasswordBearer(
+    tokenUrl="/v1/auth/token", auto_error=False, scheme_name="staff token"
+)
+api_key = HTTPBearer(
+    auto_error=False, scheme_name="API key", description="Authorization: Bearer opk_..."
+)
+
+
+def _json(status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> list[Message]:
+    payload = json.dumps(body).encode()
+    return [
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        },
+        {"type": "http.response.body", "body": payload},
+    ]
+
+
+class GuardMiddleware:
+    """Request id, body-size cap and authentication for every `/v1` request."""
+
+    def __init__(self, app: ASGIApp, store: Store, max_body_bytes: int) -> None:
+        self.app = app
+        self.store = store
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given_id = headers.get("x-request-id", "")
+        request_id = given_id if _REQUEST_ID.match(given_id) else secrets.token_hex(8)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        id_header = (b"x-request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), id_header]
+            await send(message)
+
+        async def reply(
+            status: int, body: dict[str, Any], extra: tuple[tuple[bytes, bytes], ...] = ()
+        ) -> None:
+            for message in _json(status, body, [id_header, *extra]):
+                await send(message)
+
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            await reply(
+                413, {"detail": f"the request body is larger than {self.max_body_bytes} bytes"}
+            )
+            return
+
+        path: str = scope["path"]
+        if path.startswith("/v1/") and path not in PUBLIC_PATHS:
+            scheme, _, credential = headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not credential.strip():
+                await reply(
+                    401,
+                    {"detail": "not authenticated: send Authorization: Bearer <token or key>"},
+                    ((b"www-authenticate", b"Bearer"),),
+                )
+                return
+            try:
+                with self.store.transaction() as session:
+                    state["principal"] = resolve_credential(session, credential.strip())
+            except OppivaError as exc:
+                await reply(401, {"detail": str(exc)}, ((b"www-authenticate", b"Bearer"),))
+                return
+
+        received = 0
+        rejected = False
+
+        async def capped_receive() -> Message:
+            # A body sent without a length that runs past the cap: answer 413 now, and let
+            # the app see a disconnected client (whatever it answers then is dropped).
+            nonlocal received, rejected
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes and not rejected:
+                    rejected = True
+                    await reply(
+                        413,
+                        {"detail": f"the request body is larger than {self.max_body_bytes} bytes"},
+                    )
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not rejected:
+                await send_with_id(message)
+
+        await self.app(scope, capped_receive, guarded_send)
+
+
+class Access:
+    """What a route knows about who is asking, and the way it writes the audit log."""
+
+    def __init__(self, principal: Principal, request: Request) -> None:
+        self.principal = principal
+        purpose = request.headers.get("x-purpose")
+        self.context = AuditContext(
+            principal=principal,
+            request_id=request.state.request_id,
+            client_address=request.client.host if request.client else None,
+            purpose=purpose[:200] if purpose else None,
+        )
+
+    def audit(
+        self,
+        session: Session,
+        action: str,
+        customer_ids: list[int] | tuple[int | None, ...] = (None,),
+        **detail: Any,
+    ) -> None:
+        record_audit(session, self.context, action, customer_ids, detail)
+
+
+def require(permission: Permission) -> Callable[..., Access]:
+    """The dependency a route declares: the caller must hold `permission` (else 403)."""
+
+    def dependency(
+        request: Request,
+        _token: Annotated[str | None, Depends(staff_login)],
+        _key: Annotated[HTTPAuthorizationCredentials | None, Depends(api_key)],
+    ) -> Access:
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None:  # pragma: no cover - the middleware has answered 401 already
+            raise Forbidden("not authenticated")
+        if not principal.can(permission):
+            raise Forbidden(f"this credential lacks the permission {permission.value}")
+        return Access(principal, request)
+
+    dependency.permission = permission  # type: ignore[attr-defined]
+    return dependency
+
+
+def route_permission(route: APIRoute) -> Permission | None:
+    """The permission a route declared with `require`, if any."""
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dep = stack.pop()
+        permission = getattr(dep.call, "permission", None)
+        if isinstance(permission, Permission):
+            return permission
+        stack.extend(dep.dependencies)
+    return None
+
+
+def check_routes(app: FastAPI) -> dict[tuple[str, str], Permission | None]:
+    """Every `/v1` route with its permission; a route that declares none is an error."""
+    table: dict[tuple[str, str], Permission | None] = {}
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or not route.path.startswith("/v1"):
+            continue
+        permission = route_permission(route)
+        if permission is None and route.path not in PUBLIC_PATHS:
+            raise RuntimeError(
+                f"route {sorted(route.methods or ())} {route.path} declares no permission"
+            )
+        for method in route.methods or ():
+            table[(method, route.path)] = permission
+    return table

@@ -1,0 +1,7 @@
+"""Every domain's tables, imported once so that the metadata (and Alembic) sees them all."""
+
+from oppiva.access import models as access
+from oppiva.customers import models as customers
+from oppiva.privacy import models as privacy
+
+__all__ = ["access", "customers", "privacy"]
