@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
@@ -60,6 +61,10 @@ class GuardMiddleware:
         self.store = store
         self.max_body_bytes = max_body_bytes
 
+    def _resolve(self, credential: str) -> Principal:
+        with self.store.transaction() as session:
+            return resolve_credential(session, credential)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -100,8 +105,10 @@ class GuardMiddleware:
                 )
                 return
             try:
-                with self.store.transaction() as session:
-                    state["principal"] = resolve_credential(session, credential.strip())
+                # The lookup is blocking database work: keep it off the event loop.
+                state["principal"] = await anyio.to_thread.run_sync(
+                    self._resolve, credential.strip()
+                )
             except OppivaError as exc:
                 await reply(401, {"detail": str(exc)}, ((b"www-authenticate", b"Bearer"),))
                 return
