@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     """Largest request body the API reads."""
 
+    currency: str = "EUR"
+    """The currency receipts are kept in; a receipt in another is refused."""
+
+    recognise_unknown_identifiers: bool = True
+    """An unknown card, token or email at the till makes a recognised-but-anonymous profile."""
+
+    unknown_sku: str = "reject"
+    """What a receipt line with an unknown sku does: `reject` it, or `create` the product."""
+
     login_failures_per_account: int = 5
     login_failures_per_address: int = 20
     login_failure_window_minutes: int = 15

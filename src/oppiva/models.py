@@ -3,5 +3,6 @@
 from oppiva.access import models as access
 from oppiva.customers import models as customers
 from oppiva.privacy import models as privacy
+from oppiva.purchases import models as purchases
 
-__all__ = ["access", "customers", "privacy"]
+__all__ = ["access", "customers", "privacy", "purchases"]

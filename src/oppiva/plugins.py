@@ -18,7 +18,12 @@ from sqlalchemy.orm import Session
 hookspec = pluggy.HookspecMarker("oppiva")
 hookimpl = pluggy.HookimplMarker("oppiva")
 
-BUILTIN_PLUGINS = ("oppiva.customers.hooks", "oppiva.privacy.hooks", "oppiva.access.hooks")
+BUILTIN_PLUGINS = (
+    "oppiva.customers.hooks",
+    "oppiva.privacy.hooks",
+    "oppiva.access.hooks",
+    "oppiva.purchases.hooks",
+)
 
 
 @dataclass(frozen=True)

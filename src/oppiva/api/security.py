@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -156,7 +156,7 @@ class Access:
         self,
         session: Session,
         action: str,
-        customer_ids: list[int] | tuple[int | None, ...] = (None,),
+        customer_ids: Sequence[int | None] = (None,),
         **detail: Any,
     ) -> None:
         record_audit(session, self.context, action, customer_ids, detail)

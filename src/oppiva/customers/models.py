@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -84,6 +85,8 @@ class Customer(Base):
     birthday: Mapped[date | None] = mapped_column(Date)
     relationship_start: Mapped[date] = mapped_column(Date)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id"))
+    enrolled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    """False for a profile recognised from a card or token at the till, never enrolled."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

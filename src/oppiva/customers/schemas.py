@@ -108,6 +108,7 @@ class CustomerOut(BaseModel):
     birthday: date | None
     relationship_start: date
     merged_into_id: int | None
+    enrolled: bool
     created_at: datetime
     updated_at: datetime
     identities: list[IdentityOut]

@@ -1,0 +1,1 @@
+"""Purchase history: the catalogue, outlets, receipts and returns, the till API and bulk import."""
