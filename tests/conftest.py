@@ -108,12 +108,12 @@ def session(db: Store) -> Iterator[Session]:
         yield session
 
 
-def make_key(store: Store, scopes: object = None, **options: object) -> str:
-    """An API key on `store`, with every permission unless `scopes` names some."""
+def make_key(target: Store, scopes: object = None, **options: object) -> str:
+    """An API key on `target`, with every permission unless `scopes` names some."""
     from oppiva.access import service as access
     from oppiva.access.permissions import Permission
 
     names = [p.value for p in Permission] if scopes is None else list(scopes)  # type: ignore[call-overload]
-    with store.transaction() as session:
+    with target.transaction() as session:
         key, _ = access.create_key(session, "test key", names, created_by="test", **options)  # type: ignore[arg-type]
     return key
