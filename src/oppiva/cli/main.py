@@ -14,6 +14,7 @@ from oppiva.config import get_settings
 from oppiva.customers.cli import app as customers_app
 from oppiva.migrations import current, downgrade, head
 from oppiva.privacy.cli import app as consent_app
+from oppiva.purchases.cli import app as import_app
 
 app = typer.Typer(
     help="oppiva: one-to-one marketing, the learning customer relationship.",
@@ -26,6 +27,7 @@ db_app = typer.Typer(
 app.add_typer(customers_app, name="customers")
 app.add_typer(consent_app, name="consent")
 app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.command("audit")(audit_command)

@@ -84,6 +84,10 @@ class Receipt(Base):
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     total_cents: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    import_file: Mapped[str | None] = mapped_column(String(16))
+    """The file (a digest) a bulk import read this receipt from, and its first line there:
+    how a re-run tells its own earlier work from a receipt repeated inside the file."""
+    import_line: Mapped[int | None] = mapped_column(BigInteger)
 
     lines: Mapped[list[ReceiptLine]] = relationship(
         foreign_keys="ReceiptLine.receipt_id",

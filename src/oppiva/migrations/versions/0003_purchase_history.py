@@ -74,6 +74,8 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("total_cents", sa.BigInteger(), nullable=False),
         sa.Column("created_at", oppiva.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("import_file", sa.String(length=16), nullable=True),
+        sa.Column("import_line", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(
             ["customer_id"],
             ["customer.id"],

@@ -1,0 +1,1106 @@
+"""Bulk import of receipts, products and outlets: streamed, validated per batch, loaded as Arrow.
+
+A batch of string rows is typed and checked in DuckDB with SQL (`TRY_CAST`, window functions
+for the receipt-level checks), its buyers are identified with a handful of set operations, and
+it is written through ADBC (COPY on PostgreSQL) into temporary tables and moved into place with
+`INSERT ... SELECT`, one transaction a batch. A batch holds whole receipts only, so a `kill -9`
+leaves whole receipts behind, and a re-run skips them: the receipt remembers the file and line
+it came from. Bad rows go to the rejects file; a receipt with one bad line is rejected whole.
+Receipts whose identifiers tie two known customers together, or a customer who asked not to
+be remembered, take the single-receipt road (`service.record_receipt`), so the rules are the
+till API's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from oppiva.config import get_settings
+from oppiva.customers.identities import NormalIdentity, keyed_hash, normalise
+from oppiva.customers.models import IdentityKind
+from oppiva.db import Store
+from oppiva.errors import InvalidInput, OppivaError
+from oppiva.purchases import service
+from oppiva.purchases.adbc import BulkConnection
+from oppiva.purchases.files import (
+    LINE,
+    Mapping,
+    Reject,
+    RejectsWriter,
+    detect_format,
+    read_batches,
+    row_text,
+)
+from oppiva.purchases.schemas import ReceiptIn
+
+RECEIPT_COLUMNS = (
+    "source",
+    "receipt_id",
+    "purchased_at",
+    "store",
+    "card",
+    "email",
+    "phone",
+    "payment_token",
+    "customer_ref",
+    "currency",
+    "line_no",
+    "sku",
+    "quantity",
+    "unit_price",
+    "discount",
+    "line_total",
+    "returns_receipt_id",
+)
+RECEIPT_REQUIRED = ("receipt_id", "purchased_at", "store", "sku", "quantity", "unit_price")
+IDENTIFIER_COLUMNS: dict[str, IdentityKind] = {
+    "card": IdentityKind.CARD,
+    "payment_token": IdentityKind.PAYMENT_TOKEN,
+    "customer_ref": IdentityKind.EXTERNAL,
+    "email": IdentityKind.EMAIL,
+    "phone": IdentityKind.PHONE,
+}
+PRODUCT_COLUMNS = (
+    "sku",
+    "name",
+    "department",
+    "group",
+    "subgroup",
+    "brand",
+    "price",
+    "cost",
+    "launch_date",
+    "attributes",
+)
+OUTLET_COLUMNS = ("code", "name", "kind", "city")
+Progress = Callable[[int], None]
+
+
+@dataclass
+class ImportSummary:
+    """What an import did, for the person who ran it."""
+
+    kind: str
+    path: Path
+    rows: int = 0
+    new: int = 0
+    lines: int = 0
+    already: int = 0
+    updated: int = 0
+    rejected_rows: int = 0
+    profiles: int = 0
+    rejects_path: Path | None = None
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def file_digest(path: Path) -> str:
+    """A short digest of the whole file: the same file always has the same one."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _with_columns(table: pa.Table, columns: tuple[str, ...], required: tuple[str, ...]) -> pa.Table:
+    missing = [c for c in required if c not in table.column_names]
+    if missing:
+        raise InvalidInput(
+            "file",
+            f"missing column(s) {', '.join(missing)} (found: {', '.join(c for c in table.column_names if c != LINE)})",
+        )
+    for name in columns:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+    return table.select([*columns, LINE])
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+# Receipts ----------------------------------------------------------------------------------
+
+_VALIDATE = """
+WITH b AS (
+  SELECT *,
+    coalesce(nullif(trim(source), ''), {default_source}) AS src,
+    trim(receipt_id) AS rid,
+    TRY_CAST(purchased_at AS TIMESTAMPTZ) AS ts,
+    regexp_matches(coalesce(purchased_at, ''), '(Z|[+-][0-9]{{2}}:?[0-9]{{2}})$') AS has_tz,
+    TRY_CAST(quantity AS DECIMAL(18,3)) AS q,
+    TRY_CAST(unit_price AS DECIMAL(18,2)) AS p,
+    TRY_CAST(coalesce(nullif(discount, ''), '0') AS DECIMAL(18,2)) AS d,
+    TRY_CAST(nullif(line_total, '') AS DECIMAL(18,2)) AS t,
+    TRY_CAST(nullif(line_no, '') AS INTEGER) AS ln,
+    nullif(trim(returns_receipt_id), '') AS ret
+  FROM batch
+), c AS (
+  SELECT b.*, o.id AS outlet_id, pr.id AS product_id, pr.cost_cents AS unit_cost,
+    CASE
+      WHEN rid IS NULL OR rid = '' THEN 'receipt_id|is empty'
+      WHEN length(rid) > 100 THEN 'receipt_id|is longer than 100 characters'
+      WHEN length(src) > 40 THEN 'source|is longer than 40 characters'
+      WHEN ts IS NULL THEN 'purchased_at|is not a date and time: ' || coalesce(purchased_at, '(empty)')
+      WHEN NOT has_tz THEN 'purchased_at|needs a time zone, e.g. 2026-05-01T10:00:00+03:00'
+      WHEN ts > now() + INTERVAL 1 DAY THEN 'purchased_at|is in the future'
+      WHEN ts < TIMESTAMPTZ '1970-01-01 00:00:00+00' THEN 'purchased_at|is before 1970'
+      WHEN o.id IS NULL THEN 'store|no outlet has the code ' || coalesce(store, '(empty)')
+      WHEN upper(coalesce(nullif(trim(currency), ''), {currency})) <> {currency}
+        THEN 'currency|is ' || currency || '; receipts are kept in ' || {currency}
+      WHEN q IS NULL THEN 'quantity|is not a number: ' || coalesce(quantity, '(empty)')
+      WHEN q = 0 THEN 'quantity|is zero'
+      WHEN abs(q) > 10000 THEN 'quantity|is not believable: ' || quantity
+      WHEN q < 0 AND ret IS NULL THEN 'returns_receipt_id|a return (negative quantity) names the receipt it returns from'
+      WHEN q > 0 AND ret IS NOT NULL THEN 'quantity|a line that names a returned receipt has a negative quantity'
+      WHEN p IS NULL THEN 'unit_price|is not a number: ' || coalesce(unit_price, '(empty)')
+      WHEN p < 0 OR p > 100000 THEN 'unit_price|is not believable: ' || unit_price
+      WHEN d IS NULL OR d < 0 OR d > 100000 THEN 'discount|is not a believable amount: ' || discount
+      WHEN line_total IS NOT NULL AND line_total <> '' AND t IS NULL THEN 'line_total|is not a number: ' || line_total
+      WHEN line_no IS NOT NULL AND line_no <> '' AND (ln IS NULL OR ln < 1) THEN 'line_no|is not a line number: ' || line_no
+      WHEN t IS NOT NULL AND abs(round(t * 100) - (round(q * p * 100) - round(d * 100))) > 1
+        THEN 'line_total|is ' || t || ' but quantity × unit price − discount is ' || (round(q * p * 100) - round(d * 100)) / 100
+      WHEN pr.id IS NULL THEN 'sku|no product has the sku ' || coalesce(b.sku, '(empty)')
+      ELSE NULL
+    END AS error
+  FROM b
+  LEFT JOIN outlets o ON o.code = b.store
+  LEFT JOIN products pr ON pr.sku = b.sku
+), g AS (
+  SELECT *,
+    sum(CASE WHEN src = lag_src AND rid = lag_rid THEN 0 ELSE 1 END) OVER (ORDER BY "_line") AS grp
+  FROM (SELECT *, lag(src) OVER (ORDER BY "_line") AS lag_src, lag(rid) OVER (ORDER BY "_line") AS lag_rid FROM c)
+), k AS (
+  SELECT *,
+    min(grp) OVER (PARTITION BY src, rid) AS first_grp,
+    min("_line") OVER (PARTITION BY src, rid) AS first_line,
+    count(DISTINCT coalesce(purchased_at, '')) OVER (PARTITION BY src, rid) AS n_ts,
+    count(DISTINCT coalesce(store, '')) OVER (PARTITION BY src, rid) AS n_store,
+    count(DISTINCT concat_ws('|', card, email, phone, payment_token, customer_ref)) OVER (PARTITION BY src, rid) AS n_ids,
+    count(*) OVER (PARTITION BY src, rid, coalesce(ln, 0)) AS n_same_line
+  FROM g
+), e AS (
+  SELECT *,
+    CASE
+      WHEN error IS NOT NULL THEN error
+      WHEN grp <> first_grp THEN 'receipt_id|appears again after other receipts (first at line ' || first_line || ')'
+      WHEN n_ts > 1 THEN 'purchased_at|differs between the lines of one receipt'
+      WHEN n_store > 1 THEN 'store|differs between the lines of one receipt'
+      WHEN n_ids > 1 THEN 'card|the identifiers differ between the lines of one receipt'
+      WHEN ln IS NOT NULL AND n_same_line > 1 THEN 'line_no|repeats within the receipt'
+      ELSE NULL
+    END AS row_error
+  FROM k
+)
+SELECT *,
+  bool_or(row_error IS NOT NULL) OVER (PARTITION BY src, rid, grp) AS receipt_bad,
+  min(CASE WHEN row_error IS NOT NULL THEN "_line" END) OVER (PARTITION BY src, rid, grp) AS bad_line
+FROM e
+ORDER BY "_line"
+"""
+
+
+@dataclass
+class _Batch:
+    """A validated batch: typed good receipts and lines, and the rejects."""
+
+    receipts: pa.Table
+    lines: pa.Table
+    rejects: list[Reject]
+
+
+class ReceiptImport:
+    """One run of `oppiva import receipts FILE`."""
+
+    def __init__(
+        self,
+        store: Store,
+        path: Path,
+        *,
+        fmt: str | None = None,
+        mapping: Mapping | None = None,
+        rejects_path: Path | None = None,
+        encoding: str | None = None,
+        batch_rows: int = 200_000,
+        default_source: str = "import",
+        progress: Progress | None = None,
+    ) -> None:
+        self.store = store
+        self.path = path
+        self.fmt = detect_format(path, fmt)
+        self.mapping = mapping or Mapping()
+        self.encoding = encoding
+        self.batch_rows = batch_rows
+        self.default_source = default_source
+        self.progress = progress
+        self.settings = get_settings()
+        self.key = self.settings.hashing_key()
+        self.summary = ImportSummary(
+            "receipts",
+            path,
+            rejects_path=rejects_path or path.with_name(path.name + ".rejects.csv"),
+        )
+        self.file_id = file_digest(path)
+        self.duck = duckdb.connect()
+        self.duck.execute("SET TimeZone = 'UTC'")
+        self.duck.execute("SET memory_limit = '1GB'")
+        self._normal: dict[tuple[str, str], NormalIdentity | str] = {}
+
+    def run(self) -> ImportSummary:
+        started = time.perf_counter()
+        rejects: list[Reject] = []
+        writer = RejectsWriter(self.summary.rejects_path)  # type: ignore[arg-type]
+        bulk = BulkConnection(self.store.url)
+        try:
+            self._load_catalogue(bulk)
+            for table in self._whole_receipts(
+                read_batches(
+                    self.path,
+                    self.fmt,
+                    self.mapping,
+                    rejects,
+                    encoding=self.encoding,
+                    rows_per_batch=self.batch_rows,
+                )
+            ):
+                self.summary.rows += table.num_rows
+                self._create_missing_products(bulk, table)
+                batch = self._validate(table)
+                batch.rejects.extend(rejects)
+                rejects.clear()
+                self._store(bulk, batch)
+                writer.write(batch.rejects)
+                if self.progress:
+                    self.progress(table.num_rows)
+            writer.write(rejects)
+        finally:
+            writer.close()
+            bulk.close()
+            self.duck.close()
+        self.summary.rejected_rows = writer.count
+        if not writer.count:
+            self.summary.rejects_path = None
+        self.summary.seconds = time.perf_counter() - started
+        return self.summary
+
+    # reading -----------------------------------------------------------------------------
+
+    def _whole_receipts(self, batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        """Batches that end at a receipt's end: the last receipt's rows wait for the next batch."""
+        carry: pa.Table | None = None
+        for raw in batches:
+            table = _with_columns(raw, RECEIPT_COLUMNS, RECEIPT_REQUIRED)
+            if carry is not None:
+                table = pa.concat_tables([carry, table])
+            keys = pc.binary_join_element_wise(
+                pc.fill_null(table.column("source"), ""),
+                pc.fill_null(table.column("receipt_id"), ""),
+                "\x1f",
+            )
+            last = keys[-1]
+            same = pc.equal(keys, last).to_numpy(zero_copy_only=False)
+            cut = len(same)
+            while cut > 0 and same[cut - 1]:
+                cut -= 1
+            if cut == 0:
+                carry = table  # one receipt longer than a batch: keep reading
+                continue
+            carry = table.slice(cut)
+            yield table.slice(0, cut)
+        if carry is not None and carry.num_rows:
+            yield carry
+
+    # catalogue ---------------------------------------------------------------------------
+
+    def _load_catalogue(self, bulk: BulkConnection) -> None:
+        self.duck.register(
+            "products", bulk.arrow("SELECT sku, id, cost_cents, price_cents FROM product")
+        )
+        self.duck.register("outlets", bulk.arrow("SELECT code, id FROM outlet"))
+
+    def _create_missing_products(self, bulk: BulkConnection, table: pa.Table) -> None:
+        if self.settings.unknown_sku != "create":
+            return
+        self.duck.register("batch", table)
+        missing = self.duck.sql(
+            "SELECT sku, max(TRY_CAST(unit_price AS DECIMAL(18,2))) AS price FROM batch "
+            "WHERE sku IS NOT NULL AND trim(sku) <> '' AND length(sku) <= 64 AND sku NOT IN (SELECT sku FROM products) GROUP BY sku"
+        ).to_arrow_table()
+        if not missing.num_rows:
+            return
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        rows = pa.table(
+            {
+                "sku": missing.column("sku"),
+                "price_cents": pa.array(
+                    [round((p or Decimal(0)) * 100) for p in missing.column("price").to_pylist()],
+                    pa.int64(),
+                ),
+            }
+        )
+        bulk.begin()
+        bulk.stage("stage_new_product", rows)
+        bulk.execute(
+            "INSERT INTO product (sku, name, department, product_group, price_cents, attributes, created_at) "
+            f"SELECT sku, sku, 'unknown', 'unknown', price_cents, {bulk.json(_sql_text(json.dumps({'created_by': 'import'})))}, "
+            f"{self._now_sql(bulk, now)} FROM stage_new_product WHERE true ON CONFLICT (sku) DO NOTHING"
+        )
+        bulk.commit()
+        self._load_catalogue(bulk)
+
+    @staticmethod
+    def _now_sql(bulk: BulkConnection, now: str) -> str:
+        return f"CAST('{now}+00' AS TIMESTAMPTZ)" if bulk.dialect == "postgresql" else f"'{now}'"
+
+    # validation --------------------------------------------------------------------------
+
+    def _validate(self, table: pa.Table) -> _Batch:
+        self.duck.register("batch", table)
+        sql = _VALIDATE.format(
+            default_source=_sql_text(self.default_source),
+            currency=_sql_text(self.settings.currency),
+        )
+        checked = self.duck.sql(sql).to_arrow_table()
+        bad_mask = checked.column("receipt_bad").to_numpy(zero_copy_only=False)
+        rejects: list[Reject] = []
+        if bad_mask.any():
+            columns = [c for c in table.column_names if c != LINE]
+            bad = checked.filter(pa.array(bad_mask))
+            for i in range(bad.num_rows):
+                error = bad.column("row_error")[i].as_py()
+                if error is None:
+                    column, reason = (
+                        "",
+                        f"another line of this receipt was refused (line {bad.column('bad_line')[i].as_py()})",
+                    )
+                else:
+                    column, _, reason = error.partition("|")
+                rejects.append(
+                    Reject(bad.column(LINE)[i].as_py(), column, reason, row_text(bad, columns, i))
+                )
+        good = checked.filter(pa.array(~bad_mask)) if bad_mask.any() else checked
+        self.duck.register("good", good)
+        purchased = (
+            "strftime(ts AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M:%S.%f')"
+            if self.store.engine.dialect.name == "sqlite"
+            else "ts"
+        )
+        lines = self.duck.sql("""
+            SELECT src AS source, rid AS external_id, first_line,
+              coalesce(ln, row_number() OVER (PARTITION BY src, rid ORDER BY "_line")) AS line_no,
+              product_id, CAST(q AS DOUBLE) AS quantity,
+              CAST(round(p * 100) AS BIGINT) AS unit_price_cents,
+              CAST(round(d * 100) AS BIGINT) AS discount_cents,
+              CAST(coalesce(round(t * 100), round(q * p * 100) - round(d * 100)) AS BIGINT) AS line_total_cents,
+              CAST(round(unit_cost * q) AS BIGINT) AS cost_cents,
+              ret AS returns_external_id, sku
+            FROM good ORDER BY "_line"
+        """).to_arrow_table()
+        receipts = self.duck.sql(f"""
+            SELECT src AS source, rid AS external_id, first(first_line) AS first_line,
+              first({purchased}) AS purchased_at, first(ts) AS ts, first(outlet_id) AS outlet_id,
+              first(card) AS card, first(email) AS email, first(phone) AS phone,
+              first(payment_token) AS payment_token, first(customer_ref) AS customer_ref,
+              CAST(sum(coalesce(round(t * 100), round(q * p * 100) - round(d * 100))) AS BIGINT) AS total_cents
+            FROM good GROUP BY src, rid ORDER BY first_line
+        """).to_arrow_table()
+        return _Batch(receipts, lines, rejects)
+
+    # identification ------------------------------------------------------------------------
+
+    def _normalise(self, kind: IdentityKind, raw: str, source: str) -> NormalIdentity | str:
+        """The identifier normalised, or the reason it is refused (cached over the file)."""
+        value = f"{source}:{raw.strip()}" if kind is IdentityKind.EXTERNAL else raw
+        cache_key = (kind.value, value)
+        found = self._normal.get(cache_key)
+        if found is None:
+            try:
+                found = normalise(kind, value, key=self.key, region=self.settings.default_region)
+            except InvalidInput as exc:
+                found = exc.reason
+            if len(self._normal) > 1_000_000:
+                self._normal.clear()
+            self._normal[cache_key] = found
+        return found
+
+    # writing -----------------------------------------------------------------------------
+
+    def _store(self, bulk: BulkConnection, batch: _Batch) -> None:
+        receipts, lines = batch.receipts, batch.lines
+        if not receipts.num_rows:
+            return
+        bulk.begin()
+        try:
+            bulk.stage("stage_key", receipts.select(["source", "external_id", "first_line"]))
+            known = bulk.arrow(
+                "SELECT s.source, s.external_id, s.first_line, r.import_file, r.import_line FROM stage_key s "
+                "JOIN receipt r ON r.source = s.source AND r.external_id = s.external_id"
+            )
+            skip: set[tuple[str, str]] = set()
+            for src, rid, first_line, file_id, line in zip(
+                *(known.column(c).to_pylist() for c in known.column_names), strict=True
+            ):
+                skip.add((src, rid))
+                if file_id == self.file_id and line != first_line:
+                    batch.rejects.extend(
+                        self._reject_receipt(
+                            lines,
+                            src,
+                            rid,
+                            first_line,
+                            "receipt_id",
+                            f"appears twice in this file (first at line {line})",
+                        )
+                    )
+                else:
+                    self.summary.already += 1
+            # Returns must name a receipt that exists (stored, or earlier in this batch) and holds the sku.
+            returns = lines.filter(pc.is_valid(lines.column("returns_external_id")))
+            if returns.num_rows:
+                bulk.stage("stage_ret", returns.select(["source", "returns_external_id", "sku"]))
+                found = bulk.arrow(
+                    "SELECT DISTINCT s.source, s.returns_external_id, s.sku FROM stage_ret s "
+                    "JOIN receipt r ON r.source = s.source AND r.external_id = s.returns_external_id "
+                    "JOIN receipt_line l ON l.receipt_id = r.id JOIN product p ON p.id = l.product_id AND p.sku = s.sku"
+                )
+                ok = set(
+                    zip(*(found.column(c).to_pylist() for c in found.column_names), strict=True)
+                )
+                in_batch = set(
+                    zip(
+                        lines.column("source").to_pylist(),
+                        lines.column("external_id").to_pylist(),
+                        lines.column("sku").to_pylist(),
+                        strict=True,
+                    )
+                )
+                for src, rid, ret, sku, first_line in zip(
+                    *(
+                        returns.column(c).to_pylist()
+                        for c in (
+                            "source",
+                            "external_id",
+                            "returns_external_id",
+                            "sku",
+                            "first_line",
+                        )
+                    ),
+                    strict=True,
+                ):
+                    if (src, rid) in skip or (src, ret, sku) in ok or (src, ret, sku) in in_batch:
+                        continue
+                    skip.add((src, rid))
+                    batch.rejects.extend(
+                        self._reject_receipt(
+                            lines,
+                            src,
+                            rid,
+                            first_line,
+                            "returns_receipt_id",
+                            f"no receipt {ret!r} from {src} with {sku!r} to return",
+                        )
+                    )
+            buyers, slow = self._identify(bulk, receipts, skip, batch)
+            keep = [
+                (s, r) not in skip and (s, r) not in slow
+                for s, r in zip(
+                    receipts.column("source").to_pylist(),
+                    receipts.column("external_id").to_pylist(),
+                    strict=True,
+                )
+            ]
+            new_receipts = receipts.filter(pa.array(keep))
+            self._write(bulk, new_receipts, lines, buyers)
+            bulk.commit()
+        except BaseException:
+            bulk.rollback()
+            raise
+        for key in slow:
+            self._single(key, receipts, lines, batch)
+
+    def _reject_receipt(
+        self, lines: pa.Table, src: str, rid: str, first_line: int, column: str, reason: str
+    ) -> list[Reject]:
+        return [Reject(first_line, column, reason, f"{src},{rid}")]
+
+    def _identify(
+        self, bulk: BulkConnection, receipts: pa.Table, skip: set[tuple[str, str]], batch: _Batch
+    ) -> tuple[
+        dict[tuple[str, str], tuple[int | None, str | None, list[str]]], set[tuple[str, str]]
+    ]:
+        """Buyers of the batch's receipts: (customer, identified by, identifier digests) per receipt,
+        new profiles and identities staged, and the receipts that need the single-receipt road."""
+        per_receipt: dict[tuple[str, str], list[NormalIdentity]] = {}
+        cols = {
+            c: receipts.column(c).to_pylist()
+            for c in ("source", "external_id", "first_line", *IDENTIFIER_COLUMNS)
+        }
+        for i, (src, rid) in enumerate(zip(cols["source"], cols["external_id"], strict=True)):
+            if (src, rid) in skip:
+                continue
+            found: list[NormalIdentity] = []
+            for column, kind in IDENTIFIER_COLUMNS.items():
+                raw = cols[column][i]
+                if raw is None or not raw.strip():
+                    continue
+                normal = self._normalise(kind, raw, src)
+                if isinstance(normal, str):
+                    skip.add((src, rid))
+                    batch.rejects.append(
+                        Reject(cols["first_line"][i], column, normal, f"{src},{rid}")
+                    )
+                    found = []
+                    break
+                found.append(normal)
+            if found:
+                per_receipt[(src, rid)] = found
+        self._new_profiles: list[dict[str, Any]] = []
+        self._new_identities: list[dict[str, Any]] = []
+        buyers: dict[tuple[str, str], tuple[int | None, str | None, list[str]]] = {}
+        if not per_receipt:
+            return buyers, set()
+        distinct = {(n.kind.value, n.value): n for ids in per_receipt.values() for n in ids}
+        bulk.stage(
+            "stage_ident",
+            pa.table({"kind": [k for k, _ in distinct], "value": [v for _, v in distinct]}),
+        )
+        owned = bulk.arrow(
+            "SELECT s.kind, s.value, i.customer_id FROM stage_ident s JOIN identity i ON i.kind = s.kind AND i.value = s.value"
+        )
+        owner = dict(
+            zip(
+                zip(
+                    owned.column("kind").to_pylist(), owned.column("value").to_pylist(), strict=True
+                ),
+                owned.column("customer_id").to_pylist(),
+                strict=True,
+            )
+        )
+        forgetful = self._not_remembered(bulk, set(owner.values()))
+        # Receipts that share an identifier are about one buyer: join them (union-find).
+        parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+        def root(x: tuple[str, str]) -> tuple[str, str]:
+            while parent.setdefault(x, x) != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for ids in per_receipt.values():
+            first = (ids[0].kind.value, ids[0].value)
+            for n in ids[1:]:
+                parent[root((n.kind.value, n.value))] = root(first)
+        groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for ident in distinct:
+            groups.setdefault(root(ident), []).append(ident)
+        group_owner: dict[tuple[str, str], int | None] = {}
+        slow_groups: set[tuple[str, str]] = set()
+        starts: dict[tuple[str, str], date] = {}
+        when = dict(
+            zip(
+                zip(cols["source"], cols["external_id"], strict=True),
+                receipts.column("ts").to_pylist(),
+                strict=True,
+            )
+        )
+        for key, ids in per_receipt.items():
+            g = root((ids[0].kind.value, ids[0].value))
+            day = when[key].date()
+            starts[g] = min(starts.get(g, day), day)
+        next_id = self._allocate(
+            bulk, sum(1 for g, members in groups.items() if not any(m in owner for m in members))
+        )
+        now = datetime.now(UTC)
+        for g, members in groups.items():
+            owners = {owner[m] for m in members if m in owner}
+            if len(owners) > 1 or owners & forgetful:
+                slow_groups.add(g)
+                continue
+            if owners:
+                cid: int | None = owners.pop()
+            elif self.settings.recognise_unknown_identifiers:
+                cid = next(next_id)
+                self._new_profiles.append({"id": cid, "relationship_start": starts[g]})
+                self.summary.profiles += 1
+            else:
+                cid = None
+            group_owner[g] = cid
+            if cid is not None:
+                for m in members:
+                    if m not in owner:
+                        n = distinct[m]
+                        self._new_identities.append(
+                            {
+                                "customer_id": cid,
+                                "kind": n.kind.value,
+                                "value": n.value,
+                                "display": n.display,
+                            }
+                        )
+        slow: set[tuple[str, str]] = set()
+        for key, ids in per_receipt.items():
+            g = root((ids[0].kind.value, ids[0].value))
+            if g in slow_groups:
+                slow.add(key)
+                continue
+            cid = group_owner.get(g)
+            best = min(ids, key=lambda n: service.PRIORITY.index(n.kind))
+            digests = [f"{n.kind.value}:{keyed_hash(self.key, n.kind, n.value)[:32]}" for n in ids]
+            buyers[key] = (cid, best.kind.value if cid is not None else None, digests)
+        self._now = now
+        return buyers, slow
+
+    def _not_remembered(self, bulk: BulkConnection, customers: set[int]) -> set[int]:
+        if not customers:
+            return set()
+        bulk.stage(
+            "stage_owner", pa.table({"customer_id": pa.array(sorted(customers), pa.int64())})
+        )
+        events = bulk.arrow(
+            "SELECT p.customer_id, p.value FROM preference_event p JOIN stage_owner s ON s.customer_id = p.customer_id "
+            "WHERE p.name = 'remember_me' ORDER BY p.customer_id, p.effective_at, p.id"
+        )
+        last: dict[int, bool] = {}
+        for cid, value in zip(
+            events.column("customer_id").to_pylist(),
+            events.column("value").to_pylist(),
+            strict=True,
+        ):
+            last[cid] = bool(value)
+        return {cid for cid, value in last.items() if not value}
+
+    def _allocate(self, bulk: BulkConnection, count: int) -> Iterator[int]:
+        """Ids for new profiles, taken inside the write transaction."""
+        if count == 0:
+            return iter(())
+        if bulk.dialect == "sqlite":
+            start = int(bulk.scalar("SELECT coalesce(max(id), 0) FROM customer")) + 1
+            return iter(range(start, start + count))
+        ids = bulk.arrow(
+            f"SELECT nextval(pg_get_serial_sequence('customer', 'id')) AS id FROM generate_series(1, {count})"
+        )
+        return iter(ids.column("id").to_pylist())
+
+    def _write(
+        self,
+        bulk: BulkConnection,
+        receipts: pa.Table,
+        lines: pa.Table,
+        buyers: dict[tuple[str, str], tuple[int | None, str | None, list[str]]],
+    ) -> None:
+        now = datetime.now(UTC)
+        now_sql = self._now_sql(bulk, now.strftime("%Y-%m-%d %H:%M:%S.%f"))
+        if self._new_profiles:
+            bulk.stage(
+                "stage_profile",
+                pa.table(
+                    {
+                        "id": pa.array([p["id"] for p in self._new_profiles], pa.int64()),
+                        "relationship_start": pa.array(
+                            [p["relationship_start"] for p in self._new_profiles], pa.date32()
+                        ),
+                    }
+                ),
+            )
+            start = (
+                "relationship_start"
+                if bulk.dialect == "postgresql"
+                else "strftime('%Y-%m-%d', relationship_start)"
+            )
+            bulk.execute(
+                "INSERT INTO customer (id, kind, status, enrolled, language, relationship_start, created_at, updated_at) "
+                f"SELECT id, 'person', 'active', false, 'fi', {start}, {now_sql}, {now_sql} FROM stage_profile"
+            )
+        if self._new_identities:
+            bulk.stage("stage_identity", pa.Table.from_pylist(self._new_identities))
+            bulk.execute(
+                "INSERT INTO identity (customer_id, kind, value, display, label, is_primary, created_at) "
+                f"SELECT customer_id, kind, value, display, 'seen at intake', false, {now_sql} FROM stage_identity WHERE true "
+                "ON CONFLICT (kind, value) DO NOTHING"
+            )
+        if not receipts.num_rows:
+            return
+        keys = list(
+            zip(
+                receipts.column("source").to_pylist(),
+                receipts.column("external_id").to_pylist(),
+                strict=True,
+            )
+        )
+        chosen = [buyers.get(k, (None, None, [])) for k in keys]
+        staged = pa.table(
+            {
+                "source": receipts.column("source"),
+                "external_id": receipts.column("external_id"),
+                "purchased_at": receipts.column("purchased_at"),
+                "outlet_id": receipts.column("outlet_id"),
+                "customer_id": pa.array([c[0] for c in chosen], pa.int64()),
+                "identified_by": pa.array([c[1] for c in chosen], pa.string()),
+                "identifiers": pa.array([json.dumps(c[2]) for c in chosen], pa.string()),
+                "total_cents": receipts.column("total_cents"),
+                "import_line": receipts.column("first_line"),
+            }
+        )
+        bulk.stage("stage_receipt", staged)
+        currency = _sql_text(self.settings.currency)
+        bulk.execute(
+            "INSERT INTO receipt (source, external_id, purchased_at, outlet_id, customer_id, identified_by, identifiers, "
+            "currency, total_cents, created_at, import_file, import_line) "
+            f"SELECT source, external_id, purchased_at, outlet_id, customer_id, identified_by, {bulk.json('identifiers')}, "
+            f"{currency}, total_cents, {now_sql}, '{self.file_id}', import_line FROM stage_receipt WHERE true "
+            "ON CONFLICT (source, external_id) DO NOTHING"
+        )
+        bulk.stage(
+            "stage_line",
+            lines.select(
+                [
+                    "source",
+                    "external_id",
+                    "first_line",
+                    "line_no",
+                    "product_id",
+                    "quantity",
+                    "unit_price_cents",
+                    "discount_cents",
+                    "line_total_cents",
+                    "cost_cents",
+                    "returns_external_id",
+                ]
+            ),
+        )
+        bulk.execute(
+            "INSERT INTO receipt_line (receipt_id, line_no, product_id, quantity, unit_price_cents, discount_cents, "
+            "line_total_cents, cost_cents, returns_receipt_id) "
+            "SELECT r.id, s.line_no, s.product_id, s.quantity, s.unit_price_cents, s.discount_cents, s.line_total_cents, "
+            "s.cost_cents, o.id FROM stage_line s "
+            "JOIN receipt r ON r.source = s.source AND r.external_id = s.external_id "
+            f"AND r.import_file = '{self.file_id}' AND r.import_line = s.first_line "
+            "LEFT JOIN receipt o ON o.source = s.source AND o.external_id = s.returns_external_id "
+            "WHERE NOT EXISTS (SELECT 1 FROM receipt_line x WHERE x.receipt_id = r.id)"
+        )
+        self.summary.new += receipts.num_rows
+        self.summary.lines += int(
+            bulk.scalar(
+                "SELECT count(*) FROM stage_line s JOIN stage_receipt r ON r.source = s.source AND r.external_id = s.external_id"
+            )
+            or 0
+        )
+
+    def _single(
+        self, key: tuple[str, str], receipts: pa.Table, lines: pa.Table, batch: _Batch
+    ) -> None:
+        """A receipt whose buyer needs the full rules (a merge, a forgetful customer)."""
+        src, rid = key
+        mask = pc.and_(
+            pc.equal(receipts.column("source"), src), pc.equal(receipts.column("external_id"), rid)
+        )
+        head = receipts.filter(mask).to_pylist()[0]
+        rows = lines.filter(
+            pc.and_(
+                pc.equal(lines.column("source"), src), pc.equal(lines.column("external_id"), rid)
+            )
+        ).to_pylist()
+        skus = rows and [r["sku"] for r in rows]
+        data = ReceiptIn.model_validate(
+            {
+                "source": src,
+                "external_id": rid,
+                "purchased_at": head["ts"],
+                "store": self._outlet_code(head["outlet_id"]),
+                "currency": self.settings.currency,
+                "identifiers": [
+                    {
+                        "kind": IDENTIFIER_COLUMNS[c].value,
+                        "value": (f"{src}:{head[c]}" if c == "customer_ref" else head[c]),
+                    }
+                    for c in IDENTIFIER_COLUMNS
+                    if head[c]
+                ],
+                "lines": [
+                    {
+                        "sku": sku,
+                        "quantity": Decimal(str(r["quantity"])),
+                        "unit_price": Decimal(r["unit_price_cents"]) / 100,
+                        "discount": Decimal(r["discount_cents"]) / 100,
+                        "line_total": Decimal(r["line_total_cents"]) / 100,
+                        "returns_receipt_id": r["returns_external_id"],
+                    }
+                    for r, sku in zip(rows, skus, strict=True)
+                ],
+            }
+        )
+        try:
+            with self.store.transaction() as session:
+                receipt, created = service.record_receipt(session, data)
+                if created:
+                    receipt.import_file = self.file_id
+                    receipt.import_line = head["first_line"]
+        except OppivaError as exc:
+            batch.rejects.append(
+                Reject(
+                    head["first_line"],
+                    getattr(exc, "field", ""),
+                    getattr(exc, "reason", str(exc)),
+                    f"{src},{rid}",
+                )
+            )
+            return
+        if created:
+            self.summary.new += 1
+            self.summary.lines += len(rows)
+        else:
+            self.summary.already += 1
+
+    def _outlet_code(self, outlet_id: int) -> str:
+        row = self.duck.execute("SELECT code FROM outlets WHERE id = ?", [outlet_id]).fetchone()
+        return str(row[0]) if row else ""
+
+
+def import_receipts(store: Store, path: Path, **options: Any) -> ImportSummary:
+    """Import a receipts file (see `ReceiptImport`)."""
+    return ReceiptImport(store, path, **options).run()
+
+
+# Catalogue -------------------------------------------------------------------------------------
+
+_PRODUCTS = """
+WITH b AS (
+  SELECT *, trim(sku) AS k,
+    TRY_CAST(price AS DECIMAL(18,2)) AS p,
+    TRY_CAST(nullif(cost, '') AS DECIMAL(18,2)) AS c,
+    TRY_CAST(nullif(launch_date, '') AS DATE) AS l,
+    CASE WHEN nullif(trim(attributes), '') IS NULL THEN '{}' ELSE attributes END AS a
+  FROM batch
+)
+SELECT *,
+  CASE
+    WHEN k IS NULL OR k = '' THEN 'sku|is empty'
+    WHEN length(k) > 64 THEN 'sku|is longer than 64 characters'
+    WHEN name IS NULL OR trim(name) = '' THEN 'name|is empty'
+    WHEN department IS NULL OR trim(department) = '' THEN 'department|is empty'
+    WHEN "group" IS NULL OR trim("group") = '' THEN 'group|is empty'
+    WHEN p IS NULL THEN 'price|is not a number: ' || coalesce(price, '(empty)')
+    WHEN p < 0 OR p > 1000000 THEN 'price|is not believable: ' || price
+    WHEN cost IS NOT NULL AND cost <> '' AND (c IS NULL OR c < 0 OR c > 1000000) THEN 'cost|is not a believable amount: ' || cost
+    WHEN launch_date IS NOT NULL AND launch_date <> '' AND l IS NULL THEN 'launch_date|is not a date (YYYY-MM-DD): ' || launch_date
+    WHEN NOT json_valid(a) OR json_type(CAST(a AS JSON)) <> 'OBJECT' THEN 'attributes|is not a JSON object'
+    WHEN count(*) OVER (PARTITION BY k) > 1 AND "_line" <> min("_line") OVER (PARTITION BY k) THEN 'sku|repeats an earlier line of this file'
+    ELSE NULL
+  END AS row_error
+FROM b ORDER BY "_line"
+"""
+
+_OUTLETS = """
+SELECT *, trim(code) AS k, coalesce(nullif(trim(kind), ''), 'store') AS kd,
+  CASE
+    WHEN code IS NULL OR trim(code) = '' THEN 'code|is empty'
+    WHEN length(trim(code)) > 40 THEN 'code|is longer than 40 characters'
+    WHEN name IS NULL OR trim(name) = '' THEN 'name|is empty'
+    WHEN coalesce(nullif(trim(kind), ''), 'store') NOT IN ('store', 'web', 'app', 'phone', 'event') THEN 'kind|is not store, web, app, phone or event: ' || kind
+    WHEN count(*) OVER (PARTITION BY trim(code)) > 1 AND "_line" <> min("_line") OVER (PARTITION BY trim(code)) THEN 'code|repeats an earlier line of this file'
+    ELSE NULL
+  END AS row_error
+FROM batch ORDER BY "_line"
+"""
+
+
+def _checked(
+    duck: duckdb.DuckDBPyConnection, table: pa.Table, sql: str, rejects: list[Reject]
+) -> pa.Table:
+    """Run a validation query; rows with an error go to `rejects`, the rest come back."""
+    duck.register("batch", table)
+    checked = duck.sql(sql).to_arrow_table()
+    bad = pc.is_valid(checked.column("row_error"))
+    columns = [c for c in table.column_names if c != LINE]
+    refused = checked.filter(bad)
+    for i in range(refused.num_rows):
+        column, _, reason = refused.column("row_error")[i].as_py().partition("|")
+        rejects.append(
+            Reject(refused.column(LINE)[i].as_py(), column, reason, row_text(refused, columns, i))
+        )
+    return checked.filter(pc.invert(bad))
+
+
+def _import_catalogue(
+    store: Store,
+    path: Path,
+    kind: str,
+    *,
+    fmt: str | None,
+    mapping: Mapping | None,
+    rejects_path: Path | None,
+    encoding: str | None,
+    progress: Progress | None,
+) -> ImportSummary:
+    summary = ImportSummary(
+        kind, path, rejects_path=rejects_path or path.with_name(path.name + ".rejects.csv")
+    )
+    started = time.perf_counter()
+    rejects: list[Reject] = []
+    writer = RejectsWriter(summary.rejects_path)  # type: ignore[arg-type]
+    duck = duckdb.connect()
+    bulk = BulkConnection(store.url)
+    columns, required, sql = (
+        (PRODUCT_COLUMNS, ("sku", "name", "department", "group", "price"), _PRODUCTS)
+        if kind == "products"
+        else (OUTLET_COLUMNS, ("code", "name"), _OUTLETS)
+    )
+    now_sql = ReceiptImport._now_sql(bulk, datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
+    try:
+        for raw in read_batches(
+            path, detect_format(path, fmt), mapping or Mapping(), rejects, encoding=encoding
+        ):
+            table = _with_columns(raw, columns, required)
+            summary.rows += table.num_rows
+            good = _checked(duck, table, sql, rejects)
+            bulk.begin()
+            try:
+                if kind == "products":
+                    staged = pa.table(
+                        {
+                            "sku": good.column("k"),
+                            "name": good.column("name"),
+                            "department": good.column("department"),
+                            "product_group": good.column("group"),
+                            "subgroup": good.column("subgroup"),
+                            "brand": good.column("brand"),
+                            "price_cents": pc.cast(
+                                pc.round(pc.multiply(pc.cast(good.column("p"), pa.float64()), 100)),
+                                pa.int64(),
+                            ),
+                            "cost_cents": pc.cast(
+                                pc.round(pc.multiply(pc.cast(good.column("c"), pa.float64()), 100)),
+                                pa.int64(),
+                            ),
+                            "launch_date": good.column("l"),
+                            "attributes": good.column("a"),
+                        }
+                    )
+                    bulk.stage("stage_product", staged)
+                    launch = (
+                        "s.launch_date"
+                        if bulk.dialect == "postgresql"
+                        else "strftime('%Y-%m-%d', s.launch_date)"
+                    )
+                    fields = (
+                        "name",
+                        "department",
+                        "product_group",
+                        "subgroup",
+                        "brand",
+                        "price_cents",
+                        "cost_cents",
+                        "launch_date",
+                        "attributes",
+                    )
+                    changed = " OR ".join(
+                        f"p.{f} IS DISTINCT FROM {launch if f == 'launch_date' else bulk.json('s.attributes') if f == 'attributes' else 's.' + f}"
+                        if f != "attributes" or bulk.dialect != "postgresql"
+                        else "CAST(p.attributes AS TEXT) IS DISTINCT FROM CAST(CAST(s.attributes AS JSON) AS TEXT)"
+                        for f in fields
+                    )
+                    counts = bulk.arrow(
+                        "SELECT count(*) FILTER (WHERE p.id IS NULL) AS new, "
+                        f"count(*) FILTER (WHERE p.id IS NOT NULL AND ({changed})) AS updated, count(*) AS total "
+                        "FROM stage_product s LEFT JOIN product p ON p.sku = s.sku"
+                    ).to_pylist()[0]
+                    bulk.execute(
+                        "INSERT INTO product (sku, name, department, product_group, subgroup, brand, price_cents, cost_cents, "
+                        "launch_date, attributes, created_at) "
+                        f"SELECT sku, name, department, product_group, subgroup, brand, price_cents, cost_cents, {launch.replace('s.', '')}, "
+                        f"{bulk.json('attributes')}, {now_sql} FROM stage_product s WHERE true "
+                        "ON CONFLICT (sku) DO UPDATE SET name = excluded.name, department = excluded.department, "
+                        "product_group = excluded.product_group, subgroup = excluded.subgroup, brand = excluded.brand, "
+                        "price_cents = excluded.price_cents, cost_cents = excluded.cost_cents, launch_date = excluded.launch_date, "
+                        "attributes = excluded.attributes"
+                    )
+                else:
+                    staged = pa.table(
+                        {
+                            "code": good.column("k"),
+                            "name": good.column("name"),
+                            "kind": good.column("kd"),
+                            "city": good.column("city"),
+                        }
+                    )
+                    bulk.stage("stage_outlet", staged)
+                    counts = bulk.arrow(
+                        "SELECT count(*) FILTER (WHERE o.id IS NULL) AS new, "
+                        "count(*) FILTER (WHERE o.id IS NOT NULL AND (o.name <> s.name OR o.kind <> s.kind OR o.city IS DISTINCT FROM s.city)) AS updated, "
+                        "count(*) AS total FROM stage_outlet s LEFT JOIN outlet o ON o.code = s.code"
+                    ).to_pylist()[0]
+                    bulk.execute(
+                        "INSERT INTO outlet (code, name, kind, city) SELECT code, name, kind, city FROM stage_outlet WHERE true "
+                        "ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind, city = excluded.city"
+                    )
+                bulk.commit()
+            except BaseException:
+                bulk.rollback()
+                raise
+            summary.new += counts["new"]
+            summary.updated += counts["updated"]
+            summary.already += counts["total"] - counts["new"] - counts["updated"]
+            writer.write(rejects)
+            if progress:
+                progress(table.num_rows)
+        writer.write(rejects)
+    finally:
+        writer.close()
+        bulk.close()
+        duck.close()
+    summary.rejected_rows = writer.count
+    if not writer.count:
+        summary.rejects_path = None
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def import_products(store: Store, path: Path, **options: Any) -> ImportSummary:
+    """Create or update products by sku from a file."""
+    return _import_catalogue(
+        store,
+        path,
+        "products",
+        **{
+            "fmt": None,
+            "mapping": None,
+            "rejects_path": None,
+            "encoding": None,
+            "progress": None,
+            **options,
+        },
+    )
+
+
+def import_outlets(store: Store, path: Path, **options: Any) -> ImportSummary:
+    """Create or update outlets (stores and other channels) by code from a file."""
+    return _import_catalogue(
+        store,
+        path,
+        "outlets",
+        **{
+            "fmt": None,
+            "mapping": None,
+            "rejects_path": None,
+            "encoding": None,
+            "progress": None,
+            **options,
+        },
+    )
