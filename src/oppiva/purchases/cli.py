@@ -114,6 +114,10 @@ def receipts(
     source: Annotated[
         str, typer.Option(help="The source system of rows without a `source` column.")
     ] = "import",
+    batch_rows: Annotated[
+        int,
+        typer.Option(min=100, max=5_000_000, help="Rows per transaction (memory grows with it)."),
+    ] = 200_000,
 ) -> None:
     """Import receipts (one row per line); re-importing a file adds nothing."""
     if (file is None) == (dataset is None):
@@ -146,6 +150,7 @@ def receipts(
         rejects_path=rejects,
         encoding=encoding,
         default_source=source,
+        batch_rows=batch_rows,
     )
 
 
