@@ -152,7 +152,7 @@ def test_bad_rows_go_to_the_rejects_file_and_good_rows_are_stored(db, tmp_path):
     assert by_line[15][0] == "unit_price"
     assert by_line[16][0] == "email"
     assert summary.rejected_rows == len(rejects) == 13
-    assert "B1" in [r for r in rejects if r["line"] == "3"][0]["row"]
+    assert "B1" in next(r for r in rejects if r["line"] == "3")["row"]
 
 
 def test_unknown_skus_are_created_when_settings_say_so(db, tmp_path, monkeypatch):
@@ -240,7 +240,7 @@ def test_a_file_without_a_required_column_is_refused_whole(db, tmp_path):
     path.write_text(
         "receipt_id,purchased_at,store,quantity,unit_price\nR1,2026-05-04T10:30:00+03:00,kamppi,1,1.19\n"
     )
-    with pytest.raises(InvalidInput, match="missing column.*sku"):
+    with pytest.raises(InvalidInput, match=r"missing column.*sku"):
         import_receipts(db, path)
     assert counts(db) == (0, 0)
 
