@@ -150,3 +150,31 @@ def test_a_customers_receipts_are_readable_with_their_lines(till, db):
         "COFFEE",
     ]
     assert one["lines"][1]["line_total"] == "4.99"
+
+
+def test_a_login_showing_a_card_and_an_email_links_them(db):
+    with db.transaction() as session:
+        member = make_customer(session, emails=["liisa@example.fi"], phones=[])
+    key = make_key(db, ["identify", "receipts:write"])
+    with TestClient(create_app(db), headers={"Authorization": f"Bearer {key}"}) as app:
+        till = app.post(
+            "/v1/receipts",
+            json={**BODY, "identifiers": [{"kind": "card", "value": "6012 4444 0000 1111"}]},
+            headers={"Idempotency-Key": "link-1"},
+        ).json()
+        assert till["customer_id"] != member.id
+        linked = app.post(
+            "/v1/identify/link",
+            json={
+                "identifiers": [
+                    {"kind": "email", "value": "liisa@example.fi"},
+                    {"kind": "card", "value": "6012444400001111"},
+                ]
+            },
+        )
+        assert linked.status_code == 200, linked.text
+        assert linked.json()["customer"]["id"] == member.id
+        found = app.post(
+            "/v1/identify", json={"identifiers": [{"kind": "card", "value": "6012444400001111"}]}
+        )
+        assert found.json()["customer"]["id"] == member.id

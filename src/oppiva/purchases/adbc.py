@@ -72,7 +72,7 @@ class BulkConnection:
         self.execute(f"CREATE TEMP TABLE {name} ({columns})")
         marks = ", ".join("?" * table.num_columns)
         values = zip(*(_plain(table.column(c)) for c in table.column_names), strict=True)
-        self.conn.executemany(f"INSERT INTO {name} VALUES ({marks})", values)
+        self.conn.executemany(f"INSERT INTO {name} VALUES ({marks})", values)  # noqa: S608 (our own table name)
 
     def json(self, expression: str) -> str:
         """A text expression as a JSON value of the dialect."""

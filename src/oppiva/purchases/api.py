@@ -13,6 +13,8 @@ from sqlalchemy import select
 from oppiva.access.permissions import P
 from oppiva.api.deps import DbSession
 from oppiva.api.security import Access, require
+from oppiva.customers.schemas import CustomerOut, IdentifyIn, IdentifyOut
+from oppiva.customers.service import get_customer
 from oppiva.errors import Forbidden, InvalidInput
 from oppiva.purchases import service
 from oppiva.purchases.models import IdempotentResponse, Outlet, Product, Receipt
@@ -135,6 +137,26 @@ def customer_receipts(
     receipts = service.receipts_of(session, customer_id, limit=limit, offset=offset)
     access.audit(session, "receipts.read", [customer_id])
     return [_detail(session, r) for r in receipts]
+
+
+@router.post("/identify/link", response_model=IdentifyOut)
+def link_identifiers(
+    body: IdentifyIn, session: DbSession, access: Annotated[Access, Depends(require(P.IDENTIFY))]
+) -> IdentifyOut:
+    """A login (or any moment) that shows several identifiers of one person links them, with
+    the rules of a receipt: unknown ones join the known customer, an anonymous profile folds
+    into the enrolled one, unknown ones together make a recognised profile."""
+    buyer = service.resolve_buyer(
+        session,
+        [(i.kind, i.value, f"identifiers[{n}]") for n, i in enumerate(body.identifiers)],
+        receipt_ref=f"link by {access.principal.actor}",
+    )
+    access.audit(session, "customer.link", [buyer.customer_id], merged=buyer.merged)
+    if buyer.customer_id is None:
+        return IdentifyOut(customer=None)
+    return IdentifyOut(
+        customer=CustomerOut.model_validate(get_customer(session, buyer.customer_id))
+    )
 
 
 @router.put("/products/{sku}", response_model=dict[str, int | str])
