@@ -23,6 +23,7 @@ from oppiva.access.schemas import (
 from oppiva.api.deps import DbSession, StoreDep
 from oppiva.api.security import Access, require
 from oppiva.config import get_settings
+from oppiva.db import MAX_ID
 from oppiva.errors import Unauthorized
 
 router = APIRouter()
@@ -127,10 +128,10 @@ def revoke_key(
 def read_audit(
     session: DbSession,
     access: Annotated[Access, Depends(require(P.AUDIT_READ))],
-    customer_id: Annotated[int | None, Query(ge=1)] = None,
+    customer_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     actor: Annotated[str | None, Query(max_length=160)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[AuditOut]:
     """The audit log, newest first: who looked at or changed whose data, when, from where, why."""
     entries = service.audit_log(

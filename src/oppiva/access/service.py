@@ -152,7 +152,7 @@ def get_user(session: Session, ref: str | int) -> StaffUser:
         user_id = int(ref)
         user = session.get(StaffUser, user_id) if 0 < user_id <= MAX_ID else None
     else:
-        user = session.scalar(select(StaffUser).where(StaffUser.email == ref.strip().lower()))
+        user = session.scalar(select(StaffUser).where(StaffUser.email == _email_key(ref)))
     if user is None:
         raise NotFound(f"no user {ref}")
     return user
@@ -179,6 +179,14 @@ def disable_user(session: Session, ref: str | int) -> StaffUser:
     session.execute(delete(StaffToken).where(StaffToken.user_id == user.id))
     session.flush()
     return user
+
+
+def _email_key(email: str) -> str:
+    """An email as accounts are stored (domain in IDNA); as typed when it is not an email."""
+    try:
+        return normalise_email(email, "email")
+    except InvalidInput:
+        return email.strip().lower()[:320]
 
 
 def user_permissions(user: StaffUser) -> frozenset[Permission]:
@@ -213,7 +221,7 @@ def authenticate(session: Session, email: str, password: str, address: str) -> S
     Raises `RateLimited` when the account or the address has failed too often lately.
     """
     settings = get_settings()
-    key = email.strip().lower()[:320]
+    key = _email_key(email)
     _check_rate(session, key, address, settings)
     user = session.scalar(select(StaffUser).where(StaffUser.email == key))
     try:

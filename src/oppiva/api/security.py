@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -157,9 +158,13 @@ class Access:
         session: Session,
         action: str,
         customer_ids: Sequence[int | None] = (None,),
+        *,
+        with_purpose: bool = True,
         **detail: Any,
     ) -> None:
-        record_audit(session, self.context, action, customer_ids, detail)
+        """Write the audit log; `with_purpose=False` leaves out the caller's free-text purpose."""
+        context = self.context if with_purpose else replace(self.context, purpose=None)
+        record_audit(session, context, action, customer_ids, detail)
 
 
 def require(permission: Permission) -> Callable[..., Access]:
@@ -193,17 +198,30 @@ def route_permission(route: APIRoute) -> Permission | None:
     return None
 
 
+def _routes(app: FastAPI) -> Iterator[tuple[str, set[str], APIRoute]]:
+    """Every API route with its full path, through included routers on every FastAPI version."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI before routers were kept as included objects
+        for route in app.routes:
+            if isinstance(route, APIRoute):
+                yield route.path, set(route.methods or ()), route
+        return
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute):
+            yield str(context.path), set(context.methods or ()), route
+
+
 def check_routes(app: FastAPI) -> dict[tuple[str, str], Permission | None]:
     """Every `/v1` route with its permission; a route that declares none is an error."""
     table: dict[tuple[str, str], Permission | None] = {}
-    for route in app.routes:
-        if not isinstance(route, APIRoute) or not route.path.startswith("/v1"):
+    for path, methods, route in _routes(app):
+        if not path.startswith("/v1"):
             continue
         permission = route_permission(route)
-        if permission is None and route.path not in PUBLIC_PATHS:
-            raise RuntimeError(
-                f"route {sorted(route.methods or ())} {route.path} declares no permission"
-            )
-        for method in route.methods or ():
-            table[(method, route.path)] = permission
+        if permission is None and path not in PUBLIC_PATHS:
+            raise RuntimeError(f"route {sorted(methods)} {path} declares no permission")
+        for method in methods:
+            table[(method, path)] = permission
     return table

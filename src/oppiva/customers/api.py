@@ -28,12 +28,13 @@ from oppiva.customers.schemas import (
     MergeOut,
     UnmergeIn,
 )
+from oppiva.db import MAX_ID
 from oppiva.errors import Forbidden
 
 router = APIRouter(tags=["customers"])
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
 Reader = Annotated[Access, Depends(require(P.CUSTOMERS_READ))]
 Writer = Annotated[Access, Depends(require(P.CUSTOMERS_WRITE))]
 Merger = Annotated[Access, Depends(require(P.CUSTOMERS_MERGE))]

@@ -15,6 +15,7 @@ from oppiva.api.deps import DbSession
 from oppiva.api.security import Access, require
 from oppiva.customers.schemas import CustomerOut, IdentifyIn, IdentifyOut
 from oppiva.customers.service import get_customer
+from oppiva.db import MAX_ID
 from oppiva.errors import Forbidden, InvalidInput
 from oppiva.purchases import service
 from oppiva.purchases.models import IdempotentResponse, Outlet, Product, Receipt
@@ -131,7 +132,7 @@ def customer_receipts(
     session: DbSession,
     access: Reader,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[ReceiptDetailOut]:
     """The customer's purchase history, newest first."""
     receipts = service.receipts_of(session, customer_id, limit=limit, offset=offset)
