@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import func, select, text
 
+from oppiva.bulk.files import Mapping
 from oppiva.customers.models import Customer, Identity
 from oppiva.db import Store
 from oppiva.errors import InvalidInput
-from oppiva.purchases.files import Mapping
 from oppiva.purchases.importer import import_outlets, import_products, import_receipts
 from oppiva.purchases.models import Product, Receipt, ReceiptLine
 from tests.conftest import create_database_url, drop_database_url

@@ -9,8 +9,8 @@ from decimal import ROUND_CEILING, Decimal
 from importlib import resources
 from pathlib import Path
 
+from oppiva.bulk.files import Mapping
 from oppiva.errors import InvalidInput
-from oppiva.purchases.files import Mapping
 
 DATASETS = ("cdnow",)
 

@@ -17,10 +17,10 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from oppiva.bulk.files import Mapping
 from oppiva.cli.common import audit, console, fail, open_store
 from oppiva.errors import OppivaError
 from oppiva.purchases import importer
-from oppiva.purchases.files import Mapping
 
 app = typer.Typer(help="Bulk import from CSV, JSON lines or Parquet files.", no_args_is_help=True)
 

@@ -13,11 +13,10 @@ till API's.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -27,14 +26,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from oppiva.config import get_settings
-from oppiva.customers.identities import NormalIdentity, keyed_hash, normalise
-from oppiva.customers.models import IdentityKind
-from oppiva.db import Store
-from oppiva.errors import InvalidInput, OppivaError
-from oppiva.purchases import service
-from oppiva.purchases.adbc import BulkConnection
-from oppiva.purchases.files import (
+from oppiva.bulk.batches import (
+    ImportSummary,
+    Progress,
+    checked_rows,
+    file_digest,
+    sql_text,
+    with_columns,
+)
+from oppiva.bulk.connection import BulkConnection
+from oppiva.bulk.files import (
     LINE,
     Mapping,
     Reject,
@@ -43,6 +44,12 @@ from oppiva.purchases.files import (
     read_batches,
     row_text,
 )
+from oppiva.config import get_settings
+from oppiva.customers.identities import NormalIdentity, keyed_hash, normalise
+from oppiva.customers.models import IdentityKind
+from oppiva.db import Store
+from oppiva.errors import InvalidInput, OppivaError
+from oppiva.purchases import service
 from oppiva.purchases.schemas import ReceiptIn
 
 RECEIPT_COLUMNS = (
@@ -85,55 +92,6 @@ PRODUCT_COLUMNS = (
     "attributes",
 )
 OUTLET_COLUMNS = ("code", "name", "kind", "city")
-Progress = Callable[[int], None]
-
-
-@dataclass
-class ImportSummary:
-    """What an import did, for the person who ran it."""
-
-    kind: str
-    path: Path
-    rows: int = 0
-    new: int = 0
-    lines: int = 0
-    already: int = 0
-    updated: int = 0
-    rejected_rows: int = 0
-    profiles: int = 0
-    rejects_path: Path | None = None
-    seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def rows_per_s(self) -> float:
-        return self.rows / self.seconds if self.seconds else 0.0
-
-
-def file_digest(path: Path) -> str:
-    """A short digest of the whole file: the same file always has the same one."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
-def _with_columns(table: pa.Table, columns: tuple[str, ...], required: tuple[str, ...]) -> pa.Table:
-    missing = [c for c in required if c not in table.column_names]
-    if missing:
-        raise InvalidInput(
-            "file",
-            f"missing column(s) {', '.join(missing)} (found: {', '.join(c for c in table.column_names if c != LINE)})",
-        )
-    for name in columns:
-        if name not in table.column_names:
-            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
-    return table.select([*columns, LINE])
-
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 # Receipts ----------------------------------------------------------------------------------
@@ -306,7 +264,7 @@ class ReceiptImport:
         """Batches that end at a receipt's end: the last receipt's rows wait for the next batch."""
         carry: pa.Table | None = None
         for raw in batches:
-            table = _with_columns(raw, RECEIPT_COLUMNS, RECEIPT_REQUIRED)
+            table = with_columns(raw, RECEIPT_COLUMNS, RECEIPT_REQUIRED)
             if carry is not None:
                 table = pa.concat_tables([carry, table])
             keys = pc.binary_join_element_wise(
@@ -359,7 +317,7 @@ class ReceiptImport:
         bulk.stage("stage_new_product", rows)
         bulk.execute(
             "INSERT INTO product (sku, name, department, product_group, price_cents, attributes, created_at) "
-            f"SELECT sku, sku, 'unknown', 'unknown', price_cents, {bulk.json(_sql_text(json.dumps({'created_by': 'import'})))}, "
+            f"SELECT sku, sku, 'unknown', 'unknown', price_cents, {bulk.json(sql_text(json.dumps({'created_by': 'import'})))}, "
             f"{self._now_sql(bulk, now)} FROM stage_new_product WHERE true ON CONFLICT (sku) DO NOTHING"
         )
         bulk.commit()
@@ -374,8 +332,8 @@ class ReceiptImport:
     def _validate(self, table: pa.Table) -> _Batch:
         self.duck.register("batch", table)
         sql = _VALIDATE.format(
-            default_source=_sql_text(self.default_source),
-            currency=_sql_text(self.settings.currency),
+            default_source=sql_text(self.default_source),
+            currency=sql_text(self.settings.currency),
         )
         checked = self.duck.sql(sql).to_arrow_table()
         bad_mask = checked.column("receipt_bad").to_numpy(zero_copy_only=False)
@@ -759,7 +717,7 @@ class ReceiptImport:
             }
         )
         bulk.stage("stage_receipt", staged)
-        currency = _sql_text(self.settings.currency)
+        currency = sql_text(self.settings.currency)
         bulk.execute(
             "INSERT INTO receipt (source, external_id, purchased_at, outlet_id, customer_id, identified_by, identifiers, "
             "currency, total_cents, created_at, import_file, import_line) "
@@ -921,23 +879,6 @@ FROM batch ORDER BY "_line"
 """
 
 
-def _checked(
-    duck: duckdb.DuckDBPyConnection, table: pa.Table, sql: str, rejects: list[Reject]
-) -> pa.Table:
-    """Run a validation query; rows with an error go to `rejects`, the rest come back."""
-    duck.register("batch", table)
-    checked = duck.sql(sql).to_arrow_table()
-    bad = pc.is_valid(checked.column("row_error"))
-    columns = [c for c in table.column_names if c != LINE]
-    refused = checked.filter(bad)
-    for i in range(refused.num_rows):
-        column, _, reason = refused.column("row_error")[i].as_py().partition("|")
-        rejects.append(
-            Reject(refused.column(LINE)[i].as_py(), column, reason, row_text(refused, columns, i))
-        )
-    return checked.filter(pc.invert(bad))
-
-
 def _import_catalogue(
     store: Store,
     path: Path,
@@ -967,9 +908,9 @@ def _import_catalogue(
         for raw in read_batches(
             path, detect_format(path, fmt), mapping or Mapping(), rejects, encoding=encoding
         ):
-            table = _with_columns(raw, columns, required)
+            table = with_columns(raw, columns, required)
             summary.rows += table.num_rows
-            good = _checked(duck, table, sql, rejects)
+            good = checked_rows(duck, table, sql, rejects)
             bulk.begin()
             try:
                 if kind == "products":
