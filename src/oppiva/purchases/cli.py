@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -17,8 +18,10 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from oppiva.bulk.batches import ImportSummary
 from oppiva.bulk.files import Mapping
 from oppiva.cli.common import audit, console, fail, open_store
+from oppiva.customers.bulk import import_customers
 from oppiva.errors import OppivaError
 from oppiva.purchases import importer
 
@@ -61,7 +64,8 @@ def _run(ctx: typer.Context, kind: str, path: Path, **options: object) -> None:
     ) as bar:
         task = bar.add_task(kind, total=None)
         try:
-            run = {
+            run: Callable[..., ImportSummary] = {
+                "customers": import_customers,
                 "receipts": importer.import_receipts,
                 "products": importer.import_products,
                 "outlets": importer.import_outlets,
@@ -197,3 +201,28 @@ def outlets(
 
 
 app.command("stores", help="The same as `outlets`.")(outlets)
+
+
+@app.command()
+def customers(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument()],
+    fmt: FormatOpt = None,
+    mapping: MappingOpt = None,
+    rejects: RejectsOpt = None,
+    encoding: EncodingOpt = None,
+    source: Annotated[
+        str, typer.Option(help="The system whose `customer_ref` the file uses.")
+    ] = "import",
+) -> None:
+    """Import members (enrolled customers) with their identities; a re-import adds nothing."""
+    _run(
+        ctx,
+        "customers",
+        file,
+        fmt=fmt,
+        mapping=Mapping.load(mapping),
+        rejects_path=rejects,
+        encoding=encoding,
+        default_source=source,
+    )
