@@ -4,26 +4,28 @@
 hidden truth behind them, chunk by chunk so that a million members fit in flat memory; the same
 arguments always give byte-identical files. The truths later analyses must find:
 
-- Purchase rates and drop-out follow BG/NBD: each person's visit rate is Gamma(r=1.3, α=2.0)
-  per week (median about two visits a month, `rate`), and after every repeat visit the person
-  drops out for good with probability `dropout_p` ~ Beta(0.7, 12), so churn shows within a
-  year. Members who joined before the period are alive at its start; the others join during
-  it (`relationship_start`) with an enrolment visit that day.
+- Purchase rates and drop-out follow BG/NBD: each person's visit rate is Gamma(r=1.3, scale
+  0.4) per week (`rate`; median about 1.7 visits a month, mean 2.3), and after every repeat
+  visit the person drops out for good with probability `dropout_p` ~ Beta(0.7, 12), so churn
+  shows within a year (`alive_at_end`). Members who joined before the period are alive at its
+  start; the others join during it (`relationship_start`), with an enrolment visit that day.
 - Six lifestyles (`LIFESTYLES`) with department-share centres (`DEPARTMENT_SHARES`); each
-  person's shares are Dirichlet around the centre and decide which departments a basket draws
-  from, so the lifestyles come back as clusters of department shares.
+  person's shares are Dirichlet around the centre (concentration 40) and decide which
+  departments a basket draws from, so the lifestyles come back as clusters of shares.
 - Staples (`STAPLES`: milk, rye bread, coffee, nappies...) are re-bought at the first visit
   after a per-person interval has passed, and with us only at the person's `wallet_share` (the
   rest is bought elsewhere): regular cycles per customer and SKU (truth_staples.parquet).
 - Basket sizes are 1 + negative binomial around a per-person mean (web orders 2.2 times as
   large); deal hunters (high `price_sensitivity`) draw far more lines from the week's
-  promotions, which carry the discount.
-- Store loyalty: a home store with a share below 100%, the other till visits spread over the
-  other stores; some members also shop online (web or app) for part of their visits.
+  promotions (about 5% of products, 10-40% off), which carry the discount.
+- Store loyalty: a home store with a share below 100% (`home_share`), the other till visits
+  at the other stores; some members also shop online (web or app) for a share of their visits.
+- Within a department, lifestyles prefer different products: budget shoppers the cheap and the
+  own label, gourmets the dear, the health-conscious the organic, families the baby products.
 - Weekly and daily seasonality: busy Friday and Saturday, quieter Sunday; stores open 8-21 with
   peaks at 16-18 and a lull at 14-16 on weekdays (seniors shop in the morning, young urbanites
-  late); the web shop takes orders around the clock with an evening peak; a Christmas rush and
-  Christmas Day closed (for the web shop too: it follows the stores' weekly pattern); garden
+  late); the web shop takes orders around the clock with an evening peak; a Christmas rush,
+  Christmas Day closed (the web shop follows the stores' weekly pattern, so it too); garden
   goods sell in spring, drinks in summer and December.
 - Products launched during the period (`launch_date`) sell only from that day, adopted mostly
   by their target lifestyle (young urbanites, gourmets and the health-conscious try new
@@ -31,12 +33,15 @@ arguments always give byte-identical files. The truths later analyses must find:
 - Identifiers: members show their card at most till visits (`card_share`), otherwise pay with
   one of their payment cards (a stable `payment_token`) or stay anonymous; web and app orders
   carry the email, sometimes the phone and sometimes the card too. Non-members (`shoppers`,
-  truth ref N...) pay with a token or in cash. About 2% of lines are returned later.
+  truth ref N...) pay with a token of their own or in cash. About 2% of lines are returned.
 
 Besides the import files, the truth: truth.parquet (one row per member: lifestyle, rate,
 dropout_p, home_store and the other drivers), truth_staples.parquet, truth_products.parquet
 (launch target lifestyles, popularity) and truth_receipts.parquet (who made each receipt).
-Returns are only of undiscounted lines, so a refund line is the exact negative of the sale.
+
+Simplified: prices do not change over the period; promotions are the same in every store;
+returns are of undiscounted lines only (a refund line is the exact negative of the sale); a
+basket may hold the same SKU twice; non-members never shop online.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ TIMEZONE: Final = ZoneInfo("Europe/Helsinki")
 CHUNK: Final = 20_000
 SHOPPERS_PER_MEMBER: Final = 0.35
 RETURN_SHARE: Final = 0.02
+RETURNED_PER_RECEIPT: Final = 0.5
 WEB_BASKET: Final = 2.2
 SECONDS: Final = 86_400
 
@@ -87,6 +93,7 @@ DEPARTMENTS: Final = (
     "garden & balcony",
     "home & leisure",
 )
+# One row per lifestyle, one column per department; every row sums to 1.
 DEPARTMENT_SHARES: Final = np.array(
     [
         [0.20, 0.15, 0.09, 0.14, 0.07, 0.10, 0.17, 0.03, 0.05],
@@ -98,11 +105,28 @@ DEPARTMENT_SHARES: Final = np.array(
     ]
 )
 SHARE_CONCENTRATION: Final = 40.0
-RATE_SHAPE, RATE_SCALE = 1.3, 0.5
-DROPOUT_A, DROPOUT_B = 0.7, 12.0
+RATE_SHAPE: Final = 1.3
+RATE_SCALE: Final = 0.4
+DROPOUT_A: Final = 0.7
+DROPOUT_B: Final = 12.0
+# subgroup: (days between purchases, share of each lifestyle that re-buys it)
+STAPLES: Final[dict[str, tuple[float, tuple[float, ...]]]] = {
+    "milk": (5.0, (0.85, 0.45, 0.75, 0.35, 0.75, 0.5)),
+    "oat drinks": (6.0, (0.15, 0.3, 0.05, 0.65, 0.05, 0.2)),
+    "rye bread": (5.0, (0.7, 0.35, 0.8, 0.55, 0.65, 0.45)),
+    "coffee": (16.0, (0.7, 0.55, 0.85, 0.5, 0.7, 0.75)),
+    "eggs": (10.0, (0.55, 0.3, 0.5, 0.5, 0.45, 0.5)),
+    "butter & spreads": (14.0, (0.6, 0.3, 0.65, 0.3, 0.6, 0.5)),
+    "yoghurt": (5.0, (0.6, 0.4, 0.35, 0.6, 0.3, 0.35)),
+    "nappies": (9.0, (0.6, 0.0, 0.0, 0.0, 0.03, 0.0)),
+    "baby food": (4.0, (0.45, 0.0, 0.0, 0.0, 0.02, 0.0)),
+    "toilet paper": (21.0, (0.55, 0.35, 0.5, 0.35, 0.6, 0.3)),
+    "pet food": (8.0, (0.2, 0.1, 0.2, 0.15, 0.15, 0.15)),
+    "beer": (8.0, (0.1, 0.45, 0.05, 0.05, 0.15, 0.25)),
+}
 
 _NL, _ND = len(LIFESTYLES), len(DEPARTMENTS)
-_BASKET_MEAN = np.array([10.0, 5.0, 6.5, 7.5, 8.0, 7.5])
+_BASKET_MEAN = np.array([8.0, 4.0, 5.0, 6.0, 6.5, 6.0])
 _NOVELTY = np.array([0.02, 0.06, 0.005, 0.05, 0.01, 0.05])
 _ONLINE = np.array([0.45, 0.5, 0.12, 0.35, 0.2, 0.4])
 _DEAL_HUNTERS = np.array([0.25, 0.15, 0.2, 0.1, 0.6, 0.05])
@@ -120,6 +144,7 @@ _SEASON = np.ones((_ND, 12))
 _SEASON[4] = [0.85, 0.85, 0.85, 0.85, 0.9, 1.0, 1.0, 1.0, 0.85, 0.85, 0.85, 1.0]
 _SEASON[7] = [0.15, 0.15, 0.3, 0.7, 1.0, 1.0, 0.7, 0.45, 0.3, 0.2, 0.15, 0.2]
 _SEASON[8] = [0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 1.0, 1.0]
+# Hour weights: till on weekdays, till at weekends, web; tilted per lifestyle.
 _HOURS = np.zeros((3, 24))
 _HOURS[0, 8:21] = [0.45, 0.55, 0.7, 0.9, 1.0, 0.8, 0.42, 0.5, 1.35, 1.5, 1.05, 0.6, 0.32]
 _HOURS[1, 8:21] = [0.3, 0.55, 0.9, 1.2, 1.3, 1.25, 1.05, 0.95, 0.9, 0.8, 0.6, 0.4, 0.25]
@@ -130,704 +155,74 @@ _HOUR_TILT[0, 16:19], _HOUR_TILT[0, 8:11] = 1.3, 0.8
 _HOUR_TILT[1, 8:12], _HOUR_TILT[1, 18:24] = 0.5, 1.7
 _HOUR_TILT[2, 8:13], _HOUR_TILT[2, 13:16], _HOUR_TILT[2, 16:21] = 2.0, 1.2, 0.5
 
-# (department, group, subgroup, nouns, sizes, lowest and highest price, products, flags)
-_TAXONOMY: Final[tuple[tuple[int, str, str, str, str, float, float, int, str], ...]] = (
-    (
-        0,
-        "fruit & vegetables",
-        "fruit",
-        "apples|pears|oranges|bananas|grapes|kiwis|plums|lemons",
-        "",
-        1.2,
-        4.5,
-        40,
-        "kg",
-    ),
-    (
-        0,
-        "fruit & vegetables",
-        "berries",
-        "strawberries|blueberries|raspberries|lingonberries",
-        "250 g|500 g",
-        2.5,
-        7.9,
-        22,
-        "",
-    ),
-    (
-        0,
-        "fruit & vegetables",
-        "vegetables",
-        "tomatoes|cucumbers|peppers|carrots|onions|broccoli|cauliflower|courgettes",
-        "",
-        1.0,
-        5.9,
-        46,
-        "kg",
-    ),
-    (
-        0,
-        "fruit & vegetables",
-        "salads & herbs",
-        "iceberg lettuce|rocket|basil|dill|parsley|mixed salad",
-        "",
-        1.2,
-        3.9,
-        26,
-        "",
-    ),
-    (
-        0,
-        "fruit & vegetables",
-        "potatoes & roots",
-        "new potatoes|floury potatoes|beetroot|swede|parsnips",
-        "",
-        0.9,
-        3.5,
-        20,
-        "kg",
-    ),
-    (
-        0,
-        "meat",
-        "minced meat",
-        "beef mince|pork and beef mince|chicken mince",
-        "400 g|800 g",
-        3.5,
-        9.9,
-        26,
-        "",
-    ),
-    (
-        0,
-        "meat",
-        "chicken",
-        "chicken breast fillets|chicken thigh fillets|whole chicken|chicken drumsticks",
-        "",
-        4.5,
-        11.9,
-        30,
-        "",
-    ),
-    (
-        0,
-        "meat",
-        "pork & beef",
-        "pork chops|pork tenderloin|beef steak|sirloin|stewing beef",
-        "",
-        5.9,
-        24.9,
-        30,
-        "kg",
-    ),
-    (
-        0,
-        "meat",
-        "sausages",
-        "grill sausage|wieners|chorizo|ring sausage",
-        "300 g|400 g|600 g",
-        2.2,
-        6.9,
-        30,
-        "",
-    ),
-    (
-        0,
-        "meat",
-        "cold cuts",
-        "smoked ham|salami|turkey slices|roast beef slices",
-        "150 g|300 g",
-        1.9,
-        5.9,
-        32,
-        "",
-    ),
-    (
-        0,
-        "fish",
-        "fresh fish",
-        "salmon fillet|rainbow trout|pike-perch fillet|perch fillet|baltic herring",
-        "",
-        9.9,
-        34.9,
-        22,
-        "kg",
-    ),
-    (
-        0,
-        "fish",
-        "smoked & salted fish",
-        "cold-smoked salmon|hot-smoked salmon|salted whitefish|herring in mustard",
-        "150 g|250 g",
-        3.5,
-        12.9,
-        24,
-        "",
-    ),
-    (
-        0,
-        "ready meals",
-        "ready meals",
-        "meatballs and mash|lasagne|chicken curry|salmon soup|macaroni casserole|karelian pasties",
-        "300 g|400 g",
-        2.9,
-        7.9,
-        44,
-        "",
-    ),
-    (
-        0,
-        "ready meals",
-        "salads & sandwiches",
-        "caesar salad|pasta salad|chicken sandwich|falafel wrap",
-        "",
-        3.2,
-        6.9,
-        26,
-        "",
-    ),
-    (
-        0,
-        "ready meals",
-        "plant protein",
-        "tofu|pulled oats|tempeh|falafel|soy mince",
-        "250 g|300 g",
-        2.5,
-        5.9,
-        28,
-        "",
-    ),
-    (
-        1,
-        "milk & cream",
-        "milk",
-        "skimmed milk|semi-skimmed milk|whole milk|lactose-free milk|buttermilk",
-        "1 l|1.5 l",
-        0.79,
-        2.29,
-        30,
-        "",
-    ),
-    (
-        1,
-        "milk & cream",
-        "cream",
-        "cooking cream|whipping cream|sour cream|crème fraîche",
-        "2 dl|5 dl",
-        0.9,
-        3.49,
-        24,
-        "",
-    ),
-    (
-        1,
-        "milk & cream",
-        "oat drinks",
-        "oat drink|barista oat drink|chocolate oat drink|soy drink",
-        "1 l",
-        1.39,
-        2.79,
-        18,
-        "",
-    ),
-    (
-        1,
-        "yoghurt & quark",
-        "yoghurt",
-        "natural yoghurt|strawberry yoghurt|greek yoghurt|vanilla yoghurt|skyr",
-        "150 g|1 kg",
-        0.69,
-        3.99,
-        38,
-        "",
-    ),
-    (
-        1,
-        "yoghurt & quark",
-        "quark & puddings",
-        "vanilla quark|plain quark|rice pudding|chocolate pudding",
-        "200 g|500 g",
-        0.79,
-        2.99,
-        26,
-        "",
-    ),
-    (
-        1,
-        "cheese",
-        "cheese",
-        "emmental|edam|gouda|cheddar|blue cheese|brie|squeaky cheese",
-        "250 g|500 g|1 kg",
-        2.49,
-        14.9,
-        50,
-        "",
-    ),
-    (
-        1,
-        "cheese",
-        "deli cheese",
-        "parmigiano reggiano|aged gruyère|manchego|goat cheese|burrata",
-        "150 g|200 g",
-        4.9,
-        12.9,
-        26,
-        "",
-    ),
-    (
-        1,
-        "eggs & butter",
-        "eggs",
-        "free-range eggs|barn eggs|organic eggs",
-        "6 pcs|10 pcs|15 pcs",
-        1.89,
-        5.49,
-        16,
-        "",
-    ),
-    (
-        1,
-        "eggs & butter",
-        "butter & spreads",
-        "butter|spreadable butter|plant-based spread|margarine",
-        "250 g|400 g|600 g",
-        1.99,
-        5.99,
-        24,
-        "",
-    ),
-    (
-        2,
-        "bread",
-        "rye bread",
-        "rye bread|rye crispbread|sour rye loaf|rye rings",
-        "",
-        1.49,
-        3.99,
-        30,
-        "",
-    ),
-    (
-        2,
-        "bread",
-        "wheat bread",
-        "toast bread|baguette|ciabatta|multigrain loaf|sourdough loaf",
-        "",
-        1.29,
-        4.49,
-        36,
-        "",
-    ),
-    (
-        2,
-        "bread",
-        "gluten-free bread",
-        "gluten-free loaf|gluten-free rolls|oat bread",
-        "",
-        2.99,
-        5.49,
-        14,
-        "",
-    ),
-    (
-        2,
-        "pastries",
-        "buns & pastries",
-        "cinnamon bun|cardamom bun|croissant|doughnut|danish pastry",
-        "",
-        0.89,
-        4.99,
-        34,
-        "",
-    ),
-    (
-        2,
-        "pastries",
-        "cakes & biscuits",
-        "strawberry cake|carrot cake|oat biscuits|gingerbread|cookies",
-        "",
-        1.99,
-        14.9,
-        30,
-        "",
-    ),
-    (
-        3,
-        "dry goods",
-        "pasta & rice",
-        "spaghetti|penne|jasmine rice|basmati rice|couscous|quinoa",
-        "500 g|1 kg",
-        0.89,
-        4.49,
-        38,
-        "",
-    ),
-    (
-        3,
-        "dry goods",
-        "flour & baking",
-        "wheat flour|rye flour|sugar|baking powder|oat flakes",
-        "",
-        0.79,
-        3.99,
-        28,
-        "",
-    ),
-    (
-        3,
-        "dry goods",
-        "breakfast cereals",
-        "muesli|granola|corn flakes|porridge oats",
-        "500 g|750 g",
-        1.49,
-        5.99,
-        28,
-        "",
-    ),
-    (
-        3,
-        "coffee & tea",
-        "coffee",
-        "light roast coffee|dark roast coffee|espresso beans|filter coffee|instant coffee",
-        "500 g|1 kg",
-        3.99,
-        14.9,
-        30,
-        "",
-    ),
-    (
-        3,
-        "coffee & tea",
-        "tea",
-        "black tea|green tea|herbal tea|rooibos",
-        "20 bags|40 bags",
-        1.69,
-        5.49,
-        20,
-        "",
-    ),
-    (
-        3,
-        "cooking",
-        "sauces & spices",
-        "ketchup|mustard|pasta sauce|curry paste|black pepper|sea salt",
-        "",
-        0.99,
-        4.99,
-        44,
-        "",
-    ),
-    (
-        3,
-        "cooking",
-        "oils & vinegars",
-        "rapeseed oil|olive oil|balsamic vinegar|sesame oil",
-        "500 ml|1 l",
-        2.49,
-        12.9,
-        20,
-        "",
-    ),
-    (
-        3,
-        "cooking",
-        "canned food",
-        "chopped tomatoes|chickpeas|kidney beans|tuna|coconut milk|sweetcorn",
-        "",
-        0.69,
-        3.49,
-        36,
-        "",
-    ),
-    (
-        3,
-        "sweets & snacks",
-        "sweets",
-        "salty liquorice|milk chocolate|dark chocolate|fruit gums|pick and mix",
-        "",
-        0.99,
-        6.99,
-        46,
-        "",
-    ),
-    (
-        3,
-        "sweets & snacks",
-        "crisps & nuts",
-        "potato crisps|tortilla chips|cashews|salted peanuts|popcorn",
-        "",
-        1.49,
-        5.49,
-        36,
-        "",
-    ),
-    (
-        4,
-        "soft drinks",
-        "soft drinks",
-        "cola|lemon soda|orange soda|ginger ale|energy drink",
-        "0.33 l|1.5 l",
-        0.99,
-        3.49,
-        38,
-        "",
-    ),
-    (
-        4,
-        "soft drinks",
-        "juices",
-        "orange juice|apple juice|blackcurrant juice|smoothie",
-        "1 l",
-        1.49,
-        4.49,
-        28,
-        "",
-    ),
-    (
-        4,
-        "soft drinks",
-        "water",
-        "sparkling water|still water|flavoured water",
-        "0.5 l|1.5 l",
-        0.59,
-        1.99,
-        20,
-        "",
-    ),
-    (
-        4,
-        "beer & cider",
-        "beer",
-        "lager|pale ale|ipa|stout|wheat beer|alcohol-free lager",
-        "0.33 l|0.5 l|6 x 0.33 l",
-        1.49,
-        12.9,
-        50,
-        "age",
-    ),
-    (
-        4,
-        "beer & cider",
-        "cider & long drinks",
-        "pear cider|apple cider|gin long drink|grapefruit long drink",
-        "0.33 l|0.5 l",
-        1.99,
-        3.99,
-        32,
-        "age",
-    ),
-    (4, "wine", "wine", "red wine|white wine|rosé|sparkling wine", "0.75 l", 8.9, 29.9, 38, "age"),
-    (
-        5,
-        "cleaning",
-        "detergents",
-        "laundry detergent|fabric softener|dishwasher tablets|washing-up liquid",
-        "",
-        2.49,
-        12.9,
-        32,
-        "",
-    ),
-    (
-        5,
-        "cleaning",
-        "cleaning supplies",
-        "all-purpose cleaner|sponges|bin bags|microfibre cloths",
-        "",
-        1.29,
-        6.99,
-        28,
-        "",
-    ),
-    (
-        5,
-        "paper",
-        "toilet paper",
-        "toilet paper|kitchen roll|tissues",
-        "8 rolls|16 rolls",
-        2.99,
-        9.99,
-        18,
-        "",
-    ),
-    (
-        5,
-        "personal care",
-        "personal care",
-        "shampoo|conditioner|shower gel|toothpaste|deodorant|hand soap",
-        "",
-        1.49,
-        7.99,
-        50,
-        "",
-    ),
-    (
-        5,
-        "pets",
-        "pet food",
-        "wet cat food|dry cat food|dog food|cat litter",
-        "",
-        1.29,
-        19.9,
-        30,
-        "pet",
-    ),
-    (
-        6,
-        "baby",
-        "nappies",
-        "nappies size 3|nappies size 4|nappies size 5|pull-ups",
-        "",
-        8.9,
-        17.9,
-        20,
-        "baby",
-    ),
-    (
-        6,
-        "baby",
-        "baby food",
-        "fruit purée|vegetable purée|baby porridge|infant formula",
-        "",
-        0.99,
-        12.9,
-        32,
-        "baby",
-    ),
-    (
-        6,
-        "baby",
-        "baby care",
-        "wet wipes|baby lotion|baby shampoo|nappy cream",
-        "",
-        1.99,
-        7.99,
-        20,
-        "baby",
-    ),
-    (
-        6,
-        "kids",
-        "kids' snacks",
-        "fruit bars|juice drinks|mini cheeses|kids' yoghurt",
-        "",
-        0.79,
-        3.99,
-        26,
-        "kids",
-    ),
-    (
-        6,
-        "kids",
-        "toys & school",
-        "crayons|jigsaw puzzle|toy car|colouring book|school notebook",
-        "",
-        1.99,
-        24.9,
-        32,
-        "kids",
-    ),
-    (
-        7,
-        "plants",
-        "balcony plants",
-        "petunia|geranium|herb pot|strawberry plant|hanging basket",
-        "",
-        2.99,
-        19.9,
-        28,
-        "balcony",
-    ),
-    (
-        7,
-        "plants",
-        "garden plants",
-        "rose bush|lilac|hydrangea|seed potatoes|flower bulbs",
-        "",
-        3.99,
-        29.9,
-        22,
-        "garden",
-    ),
-    (
-        7,
-        "garden care",
-        "soil & fertiliser",
-        "potting soil|fertiliser|bark mulch|compost",
-        "",
-        2.99,
-        14.9,
-        20,
-        "garden",
-    ),
-    (
-        7,
-        "outdoor",
-        "grill & outdoor",
-        "charcoal|disposable grill|lighter fluid|garden candles|balcony chair",
-        "",
-        2.99,
-        49.9,
-        28,
-        "balcony",
-    ),
-    (
-        8,
-        "kitchen",
-        "kitchenware",
-        "frying pan|chopping board|storage jars|baking tray|coffee mugs",
-        "",
-        3.99,
-        39.9,
-        32,
-        "",
-    ),
-    (
-        8,
-        "home",
-        "home textiles",
-        "bath towel|bed linen|cushion cover|tablecloth",
-        "",
-        7.99,
-        39.9,
-        26,
-        "",
-    ),
-    (8, "home", "candles & decor", "candles|tea lights|vase|photo frame", "", 1.99, 19.9, 28, ""),
-    (
-        8,
-        "leisure",
-        "magazines & books",
-        "weekly magazine|crossword magazine|paperback novel|cookbook",
-        "",
-        3.49,
-        24.9,
-        28,
-        "",
-    ),
-    (
-        8,
-        "leisure",
-        "sports & outdoors",
-        "water bottle|yoga mat|reflective vest|thermos flask",
-        "",
-        4.99,
-        29.9,
-        22,
-        "",
-    ),
-    (
-        8,
-        "leisure",
-        "electronics",
-        "phone charger|batteries|headphones|light bulbs",
-        "",
-        2.99,
-        39.9,
-        28,
-        "",
-    ),
-)
+# department | group | subgroup | nouns | sizes (- for none) | price range | products | flag
+_TAXONOMY: Final = """
+fresh food | fruit & vegetables | fruit | apples, pears, oranges, bananas, grapes, kiwis, plums, lemons | - | 1.20-4.50 | 52 | kg
+fresh food | fruit & vegetables | berries | strawberries, blueberries, raspberries, lingonberries | 250 g, 500 g | 2.50-7.90 | 29
+fresh food | fruit & vegetables | vegetables | tomatoes, cucumbers, peppers, carrots, onions, broccoli, cauliflower, courgettes | - | 1.00-5.90 | 60 | kg
+fresh food | fruit & vegetables | salads & herbs | iceberg lettuce, rocket, basil, dill, parsley, mixed salad | - | 1.20-3.90 | 34
+fresh food | fruit & vegetables | potatoes & roots | new potatoes, floury potatoes, beetroot, swede, parsnips | - | 0.90-3.50 | 26 | kg
+fresh food | meat | minced meat | beef mince, pork and beef mince, chicken mince | 400 g, 800 g | 3.50-9.90 | 34
+fresh food | meat | chicken | chicken breast fillets, chicken thigh fillets, whole chicken, chicken drumsticks | - | 4.50-11.90 | 39
+fresh food | meat | pork & beef | pork chops, pork tenderloin, beef steak, sirloin, stewing beef | - | 5.90-24.90 | 39 | kg
+fresh food | meat | sausages | grill sausage, wieners, chorizo, ring sausage | 300 g, 400 g, 600 g | 2.20-6.90 | 39
+fresh food | meat | cold cuts | smoked ham, salami, turkey slices, roast beef slices | 150 g, 300 g | 1.90-5.90 | 42
+fresh food | fish | fresh fish | salmon fillet, rainbow trout, pike-perch fillet, perch fillet, baltic herring | - | 9.90-34.90 | 29 | kg
+fresh food | fish | smoked & salted fish | cold-smoked salmon, hot-smoked salmon, salted whitefish, herring in mustard | 150 g, 250 g | 3.50-12.90 | 31
+fresh food | ready meals | ready meals | meatballs and mash, lasagne, chicken curry, salmon soup, macaroni casserole, karelian pasties | 300 g, 400 g | 2.90-7.90 | 57
+fresh food | ready meals | salads & sandwiches | caesar salad, pasta salad, chicken sandwich, falafel wrap | - | 3.20-6.90 | 34
+fresh food | ready meals | plant protein | tofu, pulled oats, tempeh, falafel, soy mince | 250 g, 300 g | 2.50-5.90 | 36
+dairy | milk & cream | milk | skimmed milk, semi-skimmed milk, whole milk, lactose-free milk, buttermilk | 1 l, 1.5 l | 0.79-2.29 | 39
+dairy | milk & cream | cream | cooking cream, whipping cream, sour cream, crème fraîche | 2 dl, 5 dl | 0.90-3.49 | 31
+dairy | milk & cream | oat drinks | oat drink, barista oat drink, chocolate oat drink, soy drink | 1 l | 1.39-2.79 | 23
+dairy | yoghurt & quark | yoghurt | natural yoghurt, strawberry yoghurt, greek yoghurt, vanilla yoghurt, skyr | 150 g, 1 kg | 0.69-3.99 | 49
+dairy | yoghurt & quark | quark & puddings | vanilla quark, plain quark, rice pudding, chocolate pudding | 200 g, 500 g | 0.79-2.99 | 34
+dairy | cheese | cheese | emmental, edam, gouda, cheddar, blue cheese, brie, squeaky cheese | 250 g, 500 g, 1 kg | 2.49-14.90 | 65
+dairy | cheese | deli cheese | parmigiano reggiano, aged gruyère, manchego, goat cheese, burrata | 150 g, 200 g | 4.90-12.90 | 34
+dairy | eggs & butter | eggs | free-range eggs, barn eggs, organic eggs | 6 pcs, 10 pcs, 15 pcs | 1.89-5.49 | 21
+dairy | eggs & butter | butter & spreads | butter, spreadable butter, plant-based spread, margarine | 250 g, 400 g, 600 g | 1.99-5.99 | 31
+bakery | bread | rye bread | rye bread, rye crispbread, sour rye loaf, rye rings | - | 1.49-3.99 | 39
+bakery | bread | wheat bread | toast bread, baguette, ciabatta, multigrain loaf, sourdough loaf | - | 1.29-4.49 | 47
+bakery | bread | gluten-free bread | gluten-free loaf, gluten-free rolls, oat bread | - | 2.99-5.49 | 18
+bakery | pastries | buns & pastries | cinnamon bun, cardamom bun, croissant, doughnut, danish pastry | - | 0.89-4.99 | 44
+bakery | pastries | cakes & biscuits | strawberry cake, carrot cake, oat biscuits, gingerbread, cookies | - | 1.99-14.90 | 39
+pantry | dry goods | pasta & rice | spaghetti, penne, jasmine rice, basmati rice, couscous, quinoa | 500 g, 1 kg | 0.89-4.49 | 49
+pantry | dry goods | flour & baking | wheat flour, rye flour, sugar, baking powder, oat flakes | - | 0.79-3.99 | 36
+pantry | dry goods | breakfast cereals | muesli, granola, corn flakes, porridge oats | 500 g, 750 g | 1.49-5.99 | 36
+pantry | coffee & tea | coffee | light roast coffee, dark roast coffee, espresso beans, filter coffee, instant coffee | 500 g, 1 kg | 3.99-14.90 | 39
+pantry | coffee & tea | tea | black tea, green tea, herbal tea, rooibos | 20 bags, 40 bags | 1.69-5.49 | 26
+pantry | cooking | sauces & spices | ketchup, mustard, pasta sauce, curry paste, black pepper, sea salt | - | 0.99-4.99 | 57
+pantry | cooking | oils & vinegars | rapeseed oil, olive oil, balsamic vinegar, sesame oil | 500 ml, 1 l | 2.49-12.90 | 26
+pantry | cooking | canned food | chopped tomatoes, chickpeas, kidney beans, tuna, coconut milk, sweetcorn | - | 0.69-3.49 | 47
+pantry | sweets & snacks | sweets | salty liquorice, milk chocolate, dark chocolate, fruit gums, pick and mix | - | 0.99-6.99 | 60
+pantry | sweets & snacks | crisps & nuts | potato crisps, tortilla chips, cashews, salted peanuts, popcorn | - | 1.49-5.49 | 47
+drinks | soft drinks | soft drinks | cola, lemon soda, orange soda, ginger ale, energy drink | 0.33 l, 1.5 l | 0.99-3.49 | 49
+drinks | soft drinks | juices | orange juice, apple juice, blackcurrant juice, smoothie | 1 l | 1.49-4.49 | 36
+drinks | soft drinks | water | sparkling water, still water, flavoured water | 0.5 l, 1.5 l | 0.59-1.99 | 26
+drinks | beer & cider | beer | lager, pale ale, ipa, stout, wheat beer, alcohol-free lager | 0.33 l, 0.5 l, 6 x 0.33 l | 1.49-12.90 | 65 | age
+drinks | beer & cider | cider & long drinks | pear cider, apple cider, gin long drink, grapefruit long drink | 0.33 l, 0.5 l | 1.99-3.99 | 42 | age
+drinks | wine | wine | red wine, white wine, rosé, sparkling wine | 0.75 l | 8.90-29.90 | 49 | age
+household | cleaning | detergents | laundry detergent, fabric softener, dishwasher tablets, washing-up liquid | - | 2.49-12.90 | 42
+household | cleaning | cleaning supplies | all-purpose cleaner, sponges, bin bags, microfibre cloths | - | 1.29-6.99 | 36
+household | paper | toilet paper | toilet paper, kitchen roll, tissues | 8 rolls, 16 rolls | 2.99-9.99 | 23
+household | personal care | personal care | shampoo, conditioner, shower gel, toothpaste, deodorant, hand soap | - | 1.49-7.99 | 65
+household | pets | pet food | wet cat food, dry cat food, dog food, cat litter | - | 1.29-19.90 | 39 | pet
+baby & kids | baby | nappies | nappies size 3, nappies size 4, nappies size 5, pull-ups | - | 8.90-17.90 | 26 | baby
+baby & kids | baby | baby food | fruit purée, vegetable purée, baby porridge, infant formula | - | 0.99-12.90 | 42 | baby
+baby & kids | baby | baby care | wet wipes, baby lotion, baby shampoo, nappy cream | - | 1.99-7.99 | 26 | baby
+baby & kids | kids | kids' snacks | fruit bars, juice drinks, mini cheeses, kids' yoghurt | - | 0.79-3.99 | 34 | kids
+baby & kids | kids | toys & school | crayons, jigsaw puzzle, toy car, colouring book, school notebook | - | 1.99-24.90 | 42 | kids
+garden & balcony | plants | balcony plants | petunia, geranium, herb pot, strawberry plant, hanging basket | - | 2.99-19.90 | 36 | balcony
+garden & balcony | plants | garden plants | rose bush, lilac, hydrangea, seed potatoes, flower bulbs | - | 3.99-29.90 | 29 | garden
+garden & balcony | garden care | soil & fertiliser | potting soil, fertiliser, bark mulch, compost | - | 2.99-14.90 | 26 | garden
+garden & balcony | outdoor | grill & outdoor | charcoal, disposable grill, lighter fluid, garden candles, balcony chair | - | 2.99-49.90 | 36 | balcony
+home & leisure | kitchen | kitchenware | frying pan, chopping board, storage jars, baking tray, coffee mugs | - | 3.99-39.90 | 42
+home & leisure | home | home textiles | bath towel, bed linen, cushion cover, tablecloth | - | 7.99-39.90 | 34
+home & leisure | home | candles & decor | candles, tea lights, vase, photo frame | - | 1.99-19.90 | 36
+home & leisure | leisure | magazines & books | weekly magazine, crossword magazine, paperback novel, cookbook | - | 3.49-24.90 | 36
+home & leisure | leisure | sports & outdoors | water bottle, yoga mat, reflective vest, thermos flask | - | 4.99-29.90 | 29
+home & leisure | leisure | electronics | phone charger, batteries, headphones, light bulbs | - | 2.99-39.90 | 36
+"""
 _BRANDS: Final = (
     ("Puoti", "Puoti Premium", "Pohjolan", "Metsälä", "Järvi", "Luomutila"),
     ("Puoti", "Puoti Premium", "Kide", "Aamu", "Laakso", "Luomutila"),
@@ -839,29 +234,16 @@ _BRANDS: Final = (
     ("Puoti", "Puoti Premium", "Viherpiha", "Kasvu", "Parveke"),
     ("Puoti", "Puoti Premium", "Koti", "Ilta", "Vapaa", "Kipinä"),
 )
+_BRAND_PRICE: Final = {"Puoti": 0.8, "Puoti Premium": 1.3}
 _ADJECTIVES: Final = ("", "", "", "organic", "Finnish", "family-size", "light")
 _FLAG_ATTRIBUTES: Final[dict[str, dict[str, Any]]] = {
+    "kg": {"unit": "kg"},
     "age": {"age_limit": 18},
     "baby": {"audience": "baby"},
     "kids": {"audience": "kids"},
     "balcony": {"requires": "balcony"},
     "garden": {"requires": "garden"},
     "pet": {"requires": "pet"},
-}
-# subgroup: (days between purchases, share of each lifestyle that re-buys it)
-STAPLES: Final[dict[str, tuple[float, tuple[float, ...]]]] = {
-    "milk": (5.0, (0.85, 0.45, 0.75, 0.35, 0.75, 0.5)),
-    "oat drinks": (6.0, (0.15, 0.3, 0.05, 0.65, 0.05, 0.2)),
-    "rye bread": (5.0, (0.7, 0.35, 0.8, 0.55, 0.65, 0.45)),
-    "coffee": (16.0, (0.7, 0.55, 0.85, 0.5, 0.7, 0.75)),
-    "eggs": (10.0, (0.55, 0.3, 0.5, 0.5, 0.45, 0.5)),
-    "butter & spreads": (14.0, (0.6, 0.3, 0.65, 0.3, 0.6, 0.5)),
-    "yoghurt": (5.0, (0.6, 0.4, 0.35, 0.6, 0.3, 0.35)),
-    "nappies": (9.0, (0.6, 0.0, 0.0, 0.0, 0.03, 0.0)),
-    "baby food": (4.0, (0.45, 0.0, 0.0, 0.0, 0.02, 0.0)),
-    "toilet paper": (21.0, (0.55, 0.35, 0.5, 0.35, 0.6, 0.3)),
-    "pet food": (8.0, (0.2, 0.1, 0.2, 0.15, 0.15, 0.15)),
-    "beer": (8.0, (0.1, 0.45, 0.05, 0.05, 0.15, 0.25)),
 }
 _STORES: Final = (
     ("kamppi", "Puoti Kamppi", "Helsinki"),
@@ -879,10 +261,12 @@ _STORES: Final = (
 )
 _DOMAINS: Final = ("example.fi", "example.com", "example.net")
 _PHONE_DIGIT: Final = np.array([0, 1, 4, 5])
+SOURCES: Final = ("till", "webshop")
+_RECEIPT_LETTER: Final = np.frombuffer(b"TW", dtype=np.uint8)
 
 _TEXT = pa.string()
 _KEY = pa.dictionary(pa.int32(), pa.string())
-_MONEY = pa.decimal128(10, 2)
+_MONEY = pa.decimal64(10, 2)
 STORE_SCHEMA: Final = pa.schema(
     [("code", _TEXT), ("name", _TEXT), ("kind", _TEXT), ("city", _TEXT)]
 )
@@ -937,6 +321,9 @@ RECEIPT_SCHEMA: Final = pa.schema(
         ("returns_receipt_id", _KEY),
     ]
 )
+SHARE_COLUMNS: Final = tuple(
+    "share_" + d.replace(" & ", "_").replace(" ", "_") for d in DEPARTMENTS
+)
 TRUTH_SCHEMA: Final = pa.schema(
     [
         ("customer_ref", _TEXT),
@@ -952,8 +339,8 @@ TRUTH_SCHEMA: Final = pa.schema(
         ("card_share", pa.float64()),
         ("wallet_share", pa.float64()),
         ("basket_mean", pa.float64()),
+        *[(name, pa.float64()) for name in SHARE_COLUMNS],
     ]
-    + [(f"share_{_d.replace(' & ', '_').replace(' ', '_')}", pa.float64()) for _d in DEPARTMENTS]
 )
 STAPLE_SCHEMA: Final = pa.schema(
     [("customer_ref", _KEY), ("staple", _KEY), ("sku", _KEY), ("interval_days", pa.float64())]
@@ -961,8 +348,14 @@ STAPLE_SCHEMA: Final = pa.schema(
 RECEIPT_TRUTH_SCHEMA: Final = pa.schema(
     [("source", _KEY), ("receipt_id", _KEY), ("customer_ref", _KEY)]
 )
-SOURCES: Final = ("till", "webshop")
-_RECEIPT_PREFIX: Final = ("T", "W")
+PRODUCT_TRUTH_SCHEMA: Final = pa.schema(
+    [
+        ("sku", _TEXT),
+        ("staple", _TEXT),
+        ("launch_lifestyle", _TEXT),
+        ("popularity", pa.float64()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -979,52 +372,45 @@ class Truth:
 class SimulationSummary:
     """What `simulate` wrote: counts, the files and the truth behind them."""
 
+    truth: Truth
     stores: int = 0
     products: int = 0
     customers: int = 0
     shoppers: int = 0
     receipts: int = 0
+    till_receipts: int = 0
+    web_receipts: int = 0
     lines: int = 0
     returns: int = 0
     return_receipts: int = 0
     anonymous_receipts: int = 0
-    till_receipts: int = 0
-    web_receipts: int = 0
     files: list[Path] = field(default_factory=list)
-    truth: Truth | None = None
 
 
 @dataclass(frozen=True)
 class _Segments:
-    """Many discrete distributions in one sorted array, so one searchsorted draws from each row's own."""
+    """Many discrete distributions in one sorted array: one searchsorted draws from each row's own.
+
+    Built in a few vector operations, so it suits distributions that change with every chunk
+    (each person's department shares).
+    """
 
     cum: Floats
     start: Ints
-    items: Ints
 
     @classmethod
-    def build(cls, segment: Ints, items: Ints, weights: Floats, count: int) -> _Segments:
-        """Group `items` by `segment` (0..count-1), each group's weights cumulated into (g, g+1]."""
-        order = np.argsort(segment, kind="stable")
-        seg, chosen, weight = segment[order], items[order], weights[order]
-        sizes = np.bincount(seg, minlength=count)
-        start = np.concatenate(([0], np.cumsum(sizes)))
-        running = np.concatenate(([0.0], np.cumsum(weight)))
-        before = running[start[:-1]]
-        total = running[start[1:]] - before
-        total[total <= 0] = 1.0
-        cum = seg + (running[1:] - before[seg]) / total[seg]
-        return cls(cum, start, chosen)
-
-    def sizes(self) -> Ints:
-        """How many items each segment holds (an empty one cannot be drawn from)."""
-        return np.diff(self.start)
+    def rows(cls, weights: Floats) -> _Segments:
+        """One distribution per row of `weights` over the column numbers."""
+        count, width = weights.shape
+        cum = np.cumsum(weights, axis=1)
+        cum = cum / cum[:, -1:] + np.arange(count)[:, None]
+        return cls(cum.ravel(), np.arange(count + 1) * width)
 
     def draw(self, segment: Ints, u: Floats) -> Ints:
-        """One item per row from the row's segment, for uniforms `u` in [0, 1)."""
+        """The column drawn for each row's segment, for uniforms `u` in [0, 1)."""
         position = np.searchsorted(self.cum, segment + u, side="right")
         position = np.clip(position, self.start[segment], self.start[segment + 1] - 1)
-        return self.items[position]
+        return position - self.start[segment]
 
 
 @dataclass(frozen=True)
@@ -1075,16 +461,15 @@ class _Alias:
 class _Calendar:
     """The simulated days: weekday, month, visit weight, and the Helsinki offset at each hour."""
 
-    start: date
     days: int
+    epoch_day: int
     weekday: Ints
     month: Ints
     ymd: Ints
     open: Bools
     cum: Floats
     offset: Ints
-    gap: Bools
-    epoch_day: int
+    gap: Ints
 
 
 @dataclass(frozen=True)
@@ -1094,10 +479,8 @@ class _Catalogue:
     table: Any
     truth: Any
     sku: Any
-    department: Ints
     price: Ints
     weighed: Bools
-    launch_day: Ints
     regular: _Alias
     promo: _Alias
     promo_pct: Ints
@@ -1120,16 +503,16 @@ class _World:
     store_cities: list[str]
     store_popularity: Floats
     catalogue: _Catalogue
-    hours: _Segments
+    hours: _Alias
 
 
-@dataclass
+@dataclass(frozen=True)
 class _People:
-    """One chunk's members and non-member shoppers, and the hidden drivers of their shopping."""
+    """One chunk's members, then its non-member shoppers, and the drivers of their shopping."""
 
     count: int
     members: int
-    ref: Ints
+    number: Ints
     lifestyle: Ints
     rate: Floats
     dropout: Floats
@@ -1151,9 +534,9 @@ class _People:
     wallet: Floats
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Visits:
-    """Sales receipts, sorted by person and time."""
+    """Sales receipts, sorted by person and time, with the identifiers each one carries."""
 
     person: Ints
     day: Ints
@@ -1169,7 +552,31 @@ class _Visits:
     alive: Bools
 
 
-@dataclass
+@dataclass(frozen=True)
+class _Staples:
+    """Who re-buys which staple SKU how often, and the lines that came of it."""
+
+    owner: Ints
+    staple: Ints
+    sku: Ints
+    interval: Floats
+    receipt: Ints
+    product: Ints
+    units: Ints
+
+
+@dataclass(frozen=True)
+class _Identifiers:
+    """The members' names and identifiers, indexed like the people (members come first)."""
+
+    given: Any
+    family: Any
+    email: Any
+    phone: Any
+    card: Any
+
+
+@dataclass(frozen=True)
 class _Chunk:
     """The tables one chunk adds, and its counts."""
 
@@ -1178,7 +585,8 @@ class _Chunk:
     truth: Any
     staples: Any
     receipt_truth: Any
-    receipts_by_source: tuple[int, int]
+    till_receipts: int
+    web_receipts: int
     lines: int
     returns: int
     return_receipts: int
@@ -1198,16 +606,22 @@ def _strings(matrix: Bytes) -> Any:
 
 
 def _put_digits(matrix: Bytes, column: int, numbers: Ints, width: int) -> None:
-    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
-    matrix[:, column : column + width] = (numbers[:, None] // powers) % 10 + 48
+    """Write `numbers` zero-padded into `width` columns of `matrix` as ASCII digits."""
+    rest = numbers.astype(np.int64)
+    for place in range(column + width - 1, column - 1, -1):
+        matrix[:, place] = rest % 10 + 48
+        rest = rest // 10
 
 
-def _digits(prefix: str, numbers: Ints, width: int) -> Any:
-    """`prefix` and the zero-padded numbers, e.g. C0000042; vectorised for millions of ids."""
+def _digits(prefix: str, numbers: Ints, width: int, letters: Bytes | None = None) -> Any:
+    """`prefix` (or a first letter per row) and the zero-padded numbers, e.g. C0000042."""
     head = np.frombuffer(prefix.encode(), dtype=np.uint8)
-    matrix = np.empty((len(numbers), len(head) + width), dtype=np.uint8)
-    matrix[:, : len(head)] = head
-    _put_digits(matrix, len(head), numbers.astype(np.int64), width)
+    lead = len(head) + (letters is not None)
+    matrix = np.empty((len(numbers), lead + width), dtype=np.uint8)
+    if letters is not None:
+        matrix[:, 0] = letters
+    matrix[:, lead - len(head) : lead] = head
+    _put_digits(matrix, lead, numbers, width)
     return _strings(matrix)
 
 
@@ -1223,18 +637,18 @@ def _tokens(rng: np.random.Generator, count: int) -> Any:
 
 
 def _money(cents: Ints) -> Any:
-    """A decimal(10, 2) array straight from integer cents, exact and without a copy per value."""
-    values = np.empty((len(cents), 2), dtype=np.int64)
-    values[:, 0] = cents
-    np.right_shift(cents, 63, out=values[:, 1])
-    return pa.Array.from_buffers(_MONEY, len(cents), [None, pa.py_buffer(values)])
+    """Euros with two decimals, straight from integer cents (decimal64 holds the cents as is)."""
+    values = np.ascontiguousarray(cents, dtype=np.int64)
+    return pa.Array.from_buffers(_MONEY, len(values), [None, pa.py_buffer(values)])
 
 
-def _keyed(indices: Ints, dictionary: Any, missing: Bools | None = None) -> Any:
-    """A dictionary column: the writers expand it, Parquet stores it as it is."""
-    return pa.DictionaryArray.from_arrays(
-        pa.array(indices.astype(np.int32), mask=missing), dictionary
-    )
+def _keyed(indices: Any, dictionary: Any) -> Any:
+    """A dictionary column: `indices` (an Arrow int32 array, often shared) into `dictionary`."""
+    return pa.DictionaryArray.from_arrays(indices, dictionary)
+
+
+def _index(values: Ints) -> Any:
+    return pa.array(np.ascontiguousarray(values, dtype=np.int32))
 
 
 def _dates(days: Ints, missing: Bools | None = None) -> Any:
@@ -1258,7 +672,7 @@ def _calendar(start: date, weeks: int) -> _Calendar:
     weight = _WEEKDAY_WEIGHT[weekday] * _MONTH_WEIGHT[month] * factor
     weight *= weeks / weight.sum()
     offset = np.zeros((days, 24), dtype=np.int64)
-    gap = np.zeros((days, 24), dtype=bool)
+    gap = np.zeros((days, 24), dtype=np.int64)
     for d, day in enumerate(dates):
         for hour in range(24):
             naive = datetime(day.year, day.month, day.day, hour, 30)
@@ -1266,10 +680,11 @@ def _calendar(start: date, weeks: int) -> _Calendar:
             utcoffset = local.utcoffset()
             assert utcoffset is not None
             offset[d, hour] = int(utcoffset.total_seconds()) // 60
+            # A local hour skipped when the clocks go forward is moved to the next one.
             gap[d, hour] = local.astimezone(UTC).astimezone(TIMEZONE).replace(tzinfo=None) != naive
     return _Calendar(
-        start=start,
         days=days,
+        epoch_day=(start - date(1970, 1, 1)).days,
         weekday=weekday,
         month=month,
         ymd=ymd,
@@ -1277,110 +692,122 @@ def _calendar(start: date, weeks: int) -> _Calendar:
         cum=np.concatenate(([0.0], np.cumsum(weight))),
         offset=offset,
         gap=gap,
-        epoch_day=(start - date(1970, 1, 1)).days,
     )
 
 
-def _price_cents(value: float) -> int:
+def _price_cents(euros: float) -> int:
     """Shelf prices end in 9: 3.49, 12.99."""
-    return max(19, round(value * 10) * 10 - 1)
+    return max(19, round(euros * 10) * 10 - 1)
+
+
+def _taxonomy() -> list[tuple[int, str, str, list[str], list[str], float, float, int, str]]:
+    rows = []
+    for line in _TAXONOMY.strip().splitlines():
+        dept, group, subgroup, nouns, sizes, prices, count, *flag = (
+            part.strip() for part in line.split("|")
+        )
+        low, high = (float(p) for p in prices.split("-"))
+        rows.append(
+            (
+                DEPARTMENTS.index(dept),
+                group,
+                subgroup,
+                [n.strip() for n in nouns.split(",")],
+                [] if sizes == "-" else [s.strip() for s in sizes.split(",")],
+                low,
+                high,
+                int(count),
+                flag[0] if flag else "",
+            )
+        )
+    return rows
 
 
 def _catalogue(rng: np.random.Generator, calendar: _Calendar) -> _Catalogue:
     """About 2,500 products over nine departments, the launches and the weekly promotions."""
     rows: list[dict[str, Any]] = []
-    subgroup_of: list[int] = []
-    organic: list[bool] = []
-    own_label: list[bool] = []
     names: set[str] = set()
-    for index, (dept, group, subgroup, nouns, sizes, low, high, count, flag) in enumerate(
-        _TAXONOMY
-    ):
-        noun_list, size_list = nouns.split("|"), [s for s in sizes.split("|") if s]
+    taxonomy = _taxonomy()
+    for index, (dept, group, subgroup, nouns, sizes, low, high, count, flag) in enumerate(taxonomy):
         brands = _BRANDS[dept]
         for n in range(count):
-            noun = noun_list[n % len(noun_list)]
+            noun = nouns[n % len(nouns)]
             for _ in range(6):
                 brand = brands[int(rng.integers(len(brands)))]
                 adjective = _ADJECTIVES[int(rng.integers(len(_ADJECTIVES)))]
-                size = size_list[int(rng.integers(len(size_list)))] if size_list else ""
+                size = sizes[int(rng.integers(len(sizes)))] if sizes else ""
                 name = " ".join(part for part in (brand, adjective, noun, size) if part)
                 if name not in names:
                     break
             else:
                 name = f"{name} ({n + 1})"
             names.add(name)
-            factor = {"Puoti": 0.8, "Puoti Premium": 1.3}.get(brand, 1.0)
-            price = _price_cents(float(np.exp(rng.uniform(np.log(low), np.log(high)))) * factor)
-            cost = min(price - 1, int(price * rng.uniform(0.55, 0.82)))
-            attributes: dict[str, Any] = dict(_FLAG_ATTRIBUTES.get(flag, {}))
-            if flag == "kg":
-                attributes["unit"] = "kg"
+            euros = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+            price = _price_cents(euros * _BRAND_PRICE.get(brand, 1.0))
+            attributes = dict(_FLAG_ATTRIBUTES.get(flag, {}))
             if adjective == "organic":
                 attributes["organic"] = True
             rows.append(
                 {
                     "name": name,
-                    "department": DEPARTMENTS[dept],
                     "group": group,
                     "subgroup": subgroup,
                     "brand": brand,
                     "price": price,
-                    "cost": cost,
-                    "dept": dept,
-                    "weighed": flag == "kg",
+                    "cost": min(price - 1, int(price * rng.uniform(0.55, 0.82))),
                     "attributes": json.dumps(attributes, ensure_ascii=False)
                     if attributes
                     else None,
+                    "dept": dept,
+                    "index": index,
+                    "weighed": flag == "kg",
+                    "organic": adjective == "organic",
+                    "own_label": brand == "Puoti",
+                    "baby": flag == "baby",
                 }
             )
-            subgroup_of.append(index)
-            organic.append(adjective == "organic")
-            own_label.append(brand == "Puoti")
     n = len(rows)
-    department = np.array([r["dept"] for r in rows], dtype=np.int64)
-    price = np.array([r["price"] for r in rows], dtype=np.int64)
-    weighed = np.array([r["weighed"] for r in rows], dtype=bool)
-    subgroup_index = np.array(subgroup_of, dtype=np.int64)
-    popularity = rng.lognormal(0.0, 1.0, n) * np.where(own_label, 1.5, 1.0)
 
+    def column(name: str) -> npt.NDArray[Any]:
+        return np.array([r[name] for r in rows])
+
+    department, price, subgroup_index = column("dept"), column("price"), column("index")
+    popularity = rng.lognormal(0.0, 1.0, n) * np.where(column("own_label"), 1.5, 1.0)
     staple_names = list(STAPLES)
-    subgroup_names = [t[2] for t in _TAXONOMY]
+    subgroup_names = [t[2] for t in taxonomy]
     staple_of = np.array(
         [
             staple_names.index(subgroup_names[s]) if subgroup_names[s] in STAPLES else -1
-            for s in subgroup_of
+            for s in subgroup_index
         ]
     )
+
+    # Launches during the period, each aimed at a lifestyle keen on new things in its department.
     days = calendar.days
-    low, high = (14, days - 28) if days > 84 else (days // 5, max(days // 5 + 1, 4 * days // 5))
+    low_day, high_day = (
+        (14, days - 28) if days > 84 else (days // 5, max(days // 5 + 1, 4 * days // 5))
+    )
     launched = (rng.random(n) < 0.06) & (staple_of < 0)
-    launch_day = np.where(launched, rng.integers(low, high, n), -1)
+    launch_day = np.where(launched, rng.integers(low_day, high_day, n), -1)
     past = ~launched & (rng.random(n) < 0.4)
     launch_date = np.where(
-        launched,
-        calendar.epoch_day + launch_day,
-        calendar.epoch_day - rng.integers(30, 3650, n),
+        launched, calendar.epoch_day + launch_day, calendar.epoch_day - rng.integers(30, 3650, n)
     )
     affinity = _NOVELTY[:, None] * DEPARTMENT_SHARES[:, department]
     cumulative = np.cumsum(affinity / affinity.sum(axis=0), axis=0)
     target = np.minimum((rng.random(n)[None, :] > cumulative).sum(axis=0), _NL - 1)
     target = np.where(launched, target, -1)
 
+    # Each lifestyle's taste within a department: price level, organic, own label, baby goods.
     median = np.zeros(n)
-    for s in range(len(_TAXONOMY)):
-        members = subgroup_index == s
-        median[members] = np.median(price[members])
-    z = np.log(price / median)
-    audience_baby = np.array(
-        [r["attributes"] is not None and '"baby"' in r["attributes"] for r in rows]
-    )
+    for s in range(len(taxonomy)):
+        median[subgroup_index == s] = np.median(price[subgroup_index == s])
     tilt = (
-        np.exp(_PRICE_TILT[:, None] * z[None, :])
-        * np.where(np.array(organic)[None, :], _ORGANIC_TILT[:, None], 1.0)
-        * np.where(np.array(own_label)[None, :], _OWN_LABEL_TILT[:, None], 1.0)
+        np.exp(_PRICE_TILT[:, None] * np.log(price / median)[None, :])
+        * np.where(column("organic")[None, :], _ORGANIC_TILT[:, None], 1.0)
+        * np.where(column("own_label")[None, :], _OWN_LABEL_TILT[:, None], 1.0)
     )
-    tilt[1:, audience_baby] *= 0.15
+    tilt[1:, column("baby")] *= 0.15
     weight = popularity[None, :] * tilt
 
     regular_items = np.flatnonzero(~launched)
@@ -1392,10 +819,7 @@ def _catalogue(rng: np.random.Generator, calendar: _Calendar) -> _Catalogue:
     promo_pct = np.where(on_promo, rng.choice([10, 15, 20, 25, 30, 40], size=(weeks, n)), 0)
     promo_week, promo_item = np.nonzero(on_promo)
     promo = _Alias.build(
-        promo_week * _ND + department[promo_item],
-        promo_item,
-        popularity[promo_item],
-        weeks * _ND,
+        promo_week * _ND + department[promo_item], promo_item, popularity[promo_item], weeks * _ND
     )
     staple_items = np.flatnonzero(staple_of >= 0)
     life = np.repeat(np.arange(_NL), len(staple_items))
@@ -1404,24 +828,21 @@ def _catalogue(rng: np.random.Generator, calendar: _Calendar) -> _Catalogue:
         staple_of[items] * _NL + life, items, weight[life, items], len(STAPLES) * _NL
     )
     launch_items = np.flatnonzero(launched)
-    order = np.lexsort((launch_day[launch_items], target[launch_items]))
-    launch_items = launch_items[order]
-    launch_key = target[launch_items] * days + launch_day[launch_items]
+    launch_items = launch_items[np.lexsort((launch_day[launch_items], target[launch_items]))]
     by_day = launch_items[np.argsort(launch_day[launch_items], kind="stable")]
 
     sku = _digits("P", np.arange(1, n + 1), 5)
-    has_date = launched | past
     table = pa.table(
         {
             "sku": sku,
-            "name": pa.array([r["name"] for r in rows], _TEXT),
-            "department": pa.array([r["department"] for r in rows], _TEXT),
-            "group": pa.array([r["group"] for r in rows], _TEXT),
-            "subgroup": pa.array([r["subgroup"] for r in rows], _TEXT),
-            "brand": pa.array([r["brand"] for r in rows], _TEXT),
+            "name": pa.array(column("name").tolist(), _TEXT),
+            "department": pa.array(DEPARTMENTS, _TEXT).take(pa.array(department)),
+            "group": pa.array(column("group").tolist(), _TEXT),
+            "subgroup": pa.array(column("subgroup").tolist(), _TEXT),
+            "brand": pa.array(column("brand").tolist(), _TEXT),
             "price": _money(price),
-            "cost": _money(np.array([r["cost"] for r in rows], dtype=np.int64)),
-            "launch_date": pa.array(launch_date.astype(np.int32), mask=~has_date).cast(pa.date32()),
+            "cost": _money(column("cost")),
+            "launch_date": _dates(launch_date, ~(launched | past)),
             "attributes": pa.array([r["attributes"] for r in rows], _TEXT),
         },
         schema=PRODUCT_SCHEMA,
@@ -1434,22 +855,21 @@ def _catalogue(rng: np.random.Generator, calendar: _Calendar) -> _Catalogue:
                 [LIFESTYLES[t] if t >= 0 else None for t in target], _TEXT
             ),
             "popularity": pa.array(popularity),
-        }
+        },
+        schema=PRODUCT_TRUTH_SCHEMA,
     )
     return _Catalogue(
         table=table,
         truth=truth,
         sku=sku,
-        department=department,
-        price=price,
-        weighed=weighed,
-        launch_day=launch_day,
+        price=price.astype(np.int64),
+        weighed=column("weighed").astype(bool),
         regular=regular,
         promo=promo,
         promo_pct=promo_pct.astype(np.int64),
         staples=staples,
         launch_span=days,
-        launch_key=launch_key,
+        launch_key=target[launch_items] * days + launch_day[launch_items],
         launch_items=launch_items,
         launch_by_day=by_day,
         launch_days=launch_day[by_day],
@@ -1461,23 +881,21 @@ def _world(seed: int, stores: int, weeks: int, start: date) -> _World:
     rng = np.random.default_rng([seed, 1])
     calendar = _calendar(start, weeks)
     codes = [_STORES[i][0] if i < len(_STORES) else f"store-{i + 1:03d}" for i in range(stores)]
-    cities = [_STORES[i % len(_STORES)][2] for i in range(stores)]
     popularity = rng.lognormal(0.0, 0.4, stores)
     profile = np.repeat(np.arange(3), _NL * 24)
     life = np.tile(np.repeat(np.arange(_NL), 24), 3)
     hour = np.tile(np.arange(24), 3 * _NL)
-    hours = _Segments.build(
-        profile * _NL + life, hour, _HOURS[profile, hour] * _HOUR_TILT[life, hour], 3 * _NL
-    )
     return _World(
         seed=seed,
         calendar=calendar,
         stores=stores,
         store_codes=pa.array([*codes, "web", "app"], _TEXT),
-        store_cities=cities,
+        store_cities=[_STORES[i % len(_STORES)][2] for i in range(stores)],
         store_popularity=popularity / popularity.sum(),
         catalogue=_catalogue(rng, calendar),
-        hours=hours,
+        hours=_Alias.build(
+            profile * _NL + life, hour, _HOURS[profile, hour] * _HOUR_TILT[life, hour], 3 * _NL
+        ),
     )
 
 
@@ -1497,17 +915,6 @@ def _store_table(world: _World) -> Any:
     )
 
 
-def _beta_mix(
-    rng: np.random.Generator, chance: Floats, high: tuple[float, float], low: tuple[float, float]
-) -> Floats:
-    """Beta(high) for a `chance` share of people, Beta(low) for the rest."""
-    return np.where(
-        rng.random(len(chance)) < chance,
-        rng.beta(*high, len(chance)),
-        rng.beta(*low, len(chance)),
-    )
-
-
 def _people(
     rng: np.random.Generator,
     world: _World,
@@ -1522,33 +929,24 @@ def _people(
     calendar = world.calendar
     lifestyle = rng.choice(_NL, size=count, p=np.array(LIFESTYLE_MIX))
     acquired = rng.random(count) < np.where(member, 0.4, 0.3)
-    first_day = (
-        np.searchsorted(calendar.cum, rng.random(count) * calendar.cum[-1], side="right") - 1
-    )
-    start_day = np.where(acquired, np.clip(first_day, 0, calendar.days - 1), 0)
+    joined = np.searchsorted(calendar.cum, rng.random(count) * calendar.cum[-1], side="right") - 1
     shares = rng.standard_gamma(SHARE_CONCENTRATION * DEPARTMENT_SHARES[lifestyle])
-    shares /= shares.sum(axis=1, keepdims=True)
-    home = rng.choice(world.stores, size=count, p=world.store_popularity)
     online_user = member & (rng.random(count) < _ONLINE[lifestyle])
     card = member & (rng.random(count) < 0.85)
-    tokens = np.where(member | (rng.random(count) < 0.75), 1 + (rng.random(count) < 0.3), 0).astype(
-        np.int64
-    )
+    hunter = rng.random(count) < _DEAL_HUNTERS[lifestyle]
     return _People(
         count=count,
         members=members,
-        ref=np.where(
-            member, first_member + np.arange(count), first_shopper + np.arange(count) - members
-        ),
+        number=np.where(member, first_member, first_shopper - members) + np.arange(count),
         lifestyle=lifestyle,
         rate=rng.gamma(RATE_SHAPE, RATE_SCALE, count),
         dropout=rng.beta(DROPOUT_A, DROPOUT_B, count),
-        start_day=start_day,
+        start_day=np.where(acquired, np.clip(joined, 0, calendar.days - 1), 0),
         acquired=acquired,
-        shares=shares,
+        shares=shares / shares.sum(axis=1, keepdims=True),
         basket=_BASKET_MEAN[lifestyle] * rng.gamma(6.0, 1 / 6.0, count),
-        sensitivity=_beta_mix(rng, _DEAL_HUNTERS[lifestyle], (4.0, 4.0), (1.2, 14.0)),
-        home=home,
+        sensitivity=np.where(hunter, rng.beta(4.0, 4.0, count), rng.beta(1.2, 14.0, count)),
+        home=rng.choice(world.stores, size=count, p=world.store_popularity),
         home_share=rng.beta(7.0, 2.0, count),
         online=np.where(online_user, rng.beta(2.0, 3.5, count), 0.0),
         app=rng.beta(1.5, 1.5, count),
@@ -1556,7 +954,7 @@ def _people(
         card_share=np.where(card, rng.beta(8.0, 1.8, count), 0.0),
         email=member & (online_user | (rng.random(count) < 0.75)),
         phone=member & (rng.random(count) < 0.65),
-        tokens=tokens,
+        tokens=np.where(member | (rng.random(count) < 0.75), 1 + (rng.random(count) < 0.3), 0),
         token_share=np.where(member, rng.beta(5.0, 3.0, count), rng.beta(6.0, 2.0, count)),
         wallet=rng.beta(8.0, 3.0, count),
     )
@@ -1565,14 +963,14 @@ def _people(
 def _hours(rng: np.random.Generator, world: _World, day: Ints, web: Bools, lifestyle: Ints) -> Ints:
     """Second of the local day: opening hours for tills, any hour online, DST gaps skipped."""
     calendar = world.calendar
-    profile = np.where(web, 2, (calendar.weekday[day] >= 5).astype(np.int64))
+    profile = np.where(web, 2, calendar.weekday[day] >= 5)
     hour = world.hours.draw(profile * _NL + lifestyle, rng.random(len(day)))
     hour = hour + calendar.gap[day, hour]
     return hour * 3600 + rng.integers(0, 3600, len(day))
 
 
 def _visits(rng: np.random.Generator, world: _World, people: _People) -> _Visits:
-    """BG/NBD visits: Poisson at the person's rate, stopped at a geometric number of repeats."""
+    """BG/NBD visits: Poisson at the person's rate, stopped after a geometric number of repeats."""
     calendar = world.calendar
     n = people.count
     begin = np.minimum(people.start_day + people.acquired, calendar.days)
@@ -1581,8 +979,8 @@ def _visits(rng: np.random.Generator, world: _World, people: _People) -> _Visits
     limit = rng.geometric(people.dropout)
     kept = np.minimum(poisson, limit)
     owner = np.repeat(np.arange(n), kept)
-    # The first `kept` of `poisson` sorted uniforms, without drawing the rest: exponential
-    # spacings over their sum plus a Gamma for the unseen ones.
+    # The first `kept` of `poisson` sorted uniforms without drawing the rest: exponential
+    # spacings over their total, the unseen spacings summed as one Gamma draw.
     running = np.concatenate(([0.0], np.cumsum(rng.standard_exponential(int(kept.sum())))))
     ends = np.cumsum(kept)
     before = running[ends - kept]
@@ -1598,32 +996,22 @@ def _visits(rng: np.random.Generator, world: _World, people: _People) -> _Visits
     web = rng.random(len(person)) < people.online[person]
     second = _hours(rng, world, day, web, people.lifestyle[person])
     order = np.argsort((person * calendar.days + day) * SECONDS + second, kind="stable")
-    person, day, second, web, enrolment = (
-        person[order],
-        day[order],
-        second[order],
-        web[order],
-        enrolment[order],
-    )
+    person, day, second = person[order], day[order], second[order]
+    web, enrolment = web[order], enrolment[order]
+
     visits = len(person)
     home = people.home[person]
     other = rng.choice(world.stores, size=visits, p=world.store_popularity)
     if world.stores > 1:
-        clash = other == home
-        other[clash] = (
-            home[clash] + 1 + rng.integers(0, world.stores - 1, int(clash.sum()))
-        ) % world.stores
-    till_store = np.where(rng.random(visits) < people.home_share[person], home, other)
-    store = np.where(web, world.stores + (rng.random(visits) < people.app[person]), till_store)
-    has_card = people.card[person]
+        clash = np.flatnonzero(other == home)
+        other[clash] = (home[clash] + rng.integers(1, world.stores, len(clash))) % world.stores
+    at_home = rng.random(visits) < people.home_share[person]
+    app = rng.random(visits) < people.app[person]
+    store = np.where(web, world.stores + app, np.where(at_home, home, other))
     shows = rng.random(visits) < people.card_share[person]
-    card = has_card & np.where(web, rng.random(visits) < 0.25, shows | enrolment)
-    pays = (
-        ~web
-        & ~card
-        & (people.tokens[person] > 0)
-        & (rng.random(visits) < people.token_share[person])
-    )
+    card = people.card[person] & np.where(web, rng.random(visits) < 0.25, shows | enrolment)
+    pays = ~web & ~card & (people.tokens[person] > 0)
+    pays &= rng.random(visits) < people.token_share[person]
     second_card = (people.tokens[person] > 1) & (rng.random(visits) < 0.25)
     count = np.bincount(person, minlength=n)
     return _Visits(
@@ -1635,7 +1023,7 @@ def _visits(rng: np.random.Generator, world: _World, people: _People) -> _Visits
         card=card,
         email=web & people.email[person],
         phone=web & people.phone[person] & (rng.random(visits) < 0.3),
-        token=np.where(pays, second_card.astype(np.int64), -1),
+        token=np.where(pays, second_card, -1),
         first=np.cumsum(count) - count,
         count=count,
         alive=limit > poisson,
@@ -1664,20 +1052,15 @@ def _launched(
 def _basket(
     rng: np.random.Generator, world: _World, people: _People, visits: _Visits
 ) -> tuple[Ints, Ints]:
-    """Each visit's drawn lines: department by the person's shares, then launch, promotion or shelf."""
+    """Each visit's drawn lines: department by the person's shares, then shelf, promotion or launch."""
     calendar, catalogue = world.calendar, world.catalogue
     mean = people.basket[visits.person] * np.where(visits.web, WEB_BASKET, 1.0)
     size = 1 + rng.negative_binomial(2.0, 2.0 / (2.0 + np.maximum(mean - 1.0, 0.01)))
     receipt = np.repeat(np.arange(len(size)), size)
     person = visits.person[receipt]
     day = visits.day[receipt]
-    shares = _Segments.build(
-        np.repeat(np.arange(people.count), _ND),
-        np.tile(np.arange(_ND), people.count),
-        people.shares.ravel(),
-        people.count,
-    )
-    dept = shares.draw(person, rng.random(len(receipt)))
+    dept = _Segments.rows(people.shares).draw(person, rng.random(len(receipt)))
+    # Out of season, a department's lines are dropped (never a receipt's first line).
     first = np.zeros(len(receipt), dtype=bool)
     first[np.cumsum(size) - size] = True
     keep = first | (rng.random(len(receipt)) < _SEASON[dept, calendar.month[day]])
@@ -1688,28 +1071,13 @@ def _basket(
     novelty = roll < _NOVELTY[lifestyle]
     chosen = np.flatnonzero(~novelty & (roll < _NOVELTY[lifestyle] + people.sensitivity[person]))
     segment = (day[chosen] // 7) * _ND + dept[chosen]
-    chosen, segment = (
-        chosen[catalogue.promo.size[segment] > 0],
-        segment[catalogue.promo.size[segment] > 0],
-    )
+    stocked = catalogue.promo.size[segment] > 0
+    chosen, segment = chosen[stocked], segment[stocked]
     product[chosen] = catalogue.promo.draw(segment, rng.random(len(chosen)))
     chosen = np.flatnonzero(novelty)
     launched, found = _launched(rng, catalogue, lifestyle[chosen], day[chosen])
     product[chosen[found]] = launched[found]
     return receipt, product
-
-
-@dataclass
-class _Staples:
-    """Who re-buys which staple SKU how often, and the lines that came of it."""
-
-    owner: Ints
-    staple: Ints
-    sku: Ints
-    interval: Floats
-    receipt: Ints
-    product: Ints
-    units: Ints
 
 
 def _staples(rng: np.random.Generator, world: _World, people: _People, visits: _Visits) -> _Staples:
@@ -1721,6 +1089,7 @@ def _staples(rng: np.random.Generator, world: _World, people: _People, visits: _
     sku = world.catalogue.staples.draw(staple * _NL + lifestyle, rng.random(len(owner)))
     base = np.array([STAPLES[s][0] for s in names])
     interval = base[staple] * _HOUSEHOLD[lifestyle] * rng.lognormal(0.0, 0.25, len(owner))
+    # When the person last bought it before we first see them.
     anchor = people.start_day[owner] - rng.random(len(owner)) * interval
     seen = visits.count[owner]
     pair = np.repeat(np.arange(len(owner)), seen)
@@ -1749,7 +1118,7 @@ def _amounts(
     """Quantity in thousandths, unit price, discount and line total in cents, all exact integers."""
     catalogue = world.catalogue
     rows = len(product)
-    # Geometric units by inverse transform, kilograms only where the product is weighed.
+    # Geometric units by inverse transform; kilograms only where the product is weighed.
     scale = 1.0 / np.log(1.0 - _UNITS_P)
     drawn = 1 + np.minimum(np.log(1.0 - rng.random(rows)) * scale[lifestyle], 7).astype(np.int64)
     milli = np.where(units > 0, units, drawn) * 1000
@@ -1782,34 +1151,15 @@ def _timestamps(calendar: _Calendar, day: Ints, second: Ints) -> Any:
     return _strings(matrix)
 
 
-def _prefixed(letters: Ints, numbers: Ints, width: int) -> Any:
-    """Ids whose first letter varies by row (T/W receipts, C/N people)."""
-    matrix = np.empty((len(numbers), width + 1), dtype=np.uint8)
-    matrix[:, 0] = letters
-    _put_digits(matrix, 1, numbers, width)
-    return _strings(matrix)
-
-
-@dataclass(frozen=True)
-class _Identifiers:
-    """The members' names and identifiers, indexed like the people (members come first)."""
-
-    given: Any
-    family: Any
-    email: Any
-    phone: Any
-    card: Any
-
-
 def _identifiers(rng: np.random.Generator, people: _People) -> _Identifiers:
-    """Finnish names; unique emails, mobile numbers and card numbers derived from the member number."""
+    """Finnish names; unique emails, mobile numbers and card numbers made from the member number."""
     n = people.members
-    number = people.ref[:n].astype(np.int64)
-    given_index, family_index = rng.integers(0, len(GIVEN), n), rng.integers(0, len(FAMILY), n)
+    number = people.number[:n].astype(np.int64)
+    given, family = rng.integers(0, len(GIVEN), n), rng.integers(0, len(FAMILY), n)
     email = pc.binary_join_element_wise(
-        pa.array([_ascii(g) for g in GIVEN], _TEXT).take(pa.array(given_index)),
+        pa.array([_ascii(g) for g in GIVEN], _TEXT).take(pa.array(given)),
         ".",
-        pa.array([_ascii(f) for f in FAMILY], _TEXT).take(pa.array(family_index)),
+        pa.array([_ascii(f) for f in FAMILY], _TEXT).take(pa.array(family)),
         pc.cast(pa.array(number + 1), _TEXT),
         "@",
         pa.array(_DOMAINS, _TEXT).take(pa.array(rng.integers(0, len(_DOMAINS), n))),
@@ -1817,13 +1167,12 @@ def _identifiers(rng: np.random.Generator, people: _People) -> _Identifiers:
     )
     # Bijections of the member number (multipliers prime to the modulus): never two alike.
     mobile = (number * 7919 + 1_234_567) % 40_000_000
+    mobile = _PHONE_DIGIT[mobile // 10_000_000] * 10_000_000 + mobile % 10_000_000
     return _Identifiers(
-        given=pa.array(GIVEN, _TEXT).take(pa.array(given_index)),
-        family=pa.array(FAMILY, _TEXT).take(pa.array(family_index)),
+        given=pa.array(GIVEN, _TEXT).take(pa.array(given)),
+        family=pa.array(FAMILY, _TEXT).take(pa.array(family)),
         email=email,
-        phone=_digits(
-            "+3584", _PHONE_DIGIT[mobile // 10_000_000] * 10_000_000 + mobile % 10_000_000, 8
-        ),
+        phone=_digits("+3584", mobile, 8),
         card=_digits("6012", (number * 982_451_653 + 77_777_777) % 10**12, 12),
     )
 
@@ -1836,7 +1185,6 @@ def _customers(
     n = people.members
     lifestyle = people.lifestyle[:n]
     age = rng.uniform(_AGE[lifestyle, 0], _AGE[lifestyle, 1])
-    birthday = calendar.epoch_day - (age * 365.25).astype(np.int64)
     joined = np.where(
         people.acquired[:n],
         calendar.epoch_day + people.start_day[:n],
@@ -1845,8 +1193,7 @@ def _customers(
     city_names = [city for _, city in CITIES]
     home_city = np.array([city_names.index(c) for c in world.store_cities])[people.home[:n]]
     city = np.where(rng.random(n) < 0.9, home_city, rng.integers(0, len(CITIES), n))
-    postal_prefix = np.array([int(code[:2]) for code, _ in CITIES])[city]
-    postal = _digits("", postal_prefix * 1000 + rng.integers(1, 100, n) * 10, 5)
+    postal_area = np.array([int(code[:2]) for code, _ in CITIES])[city]
     street = pc.binary_join_element_wise(
         pa.array(STREETS, _TEXT).take(pa.array(rng.integers(0, len(STREETS), n))),
         pc.cast(pa.array(rng.integers(1, 120, n)), _TEXT),
@@ -1862,13 +1209,17 @@ def _customers(
             "language": pa.array(["fi", "sv", "en"], _TEXT).take(
                 pa.array(rng.choice(3, size=n, p=[0.85, 0.1, 0.05]))
             ),
-            "birthday": _dates(birthday, rng.random(n) < 0.3),
+            "birthday": _dates(
+                calendar.epoch_day - (age * 365.25).astype(np.int64), rng.random(n) < 0.3
+            ),
             "relationship_start": _dates(joined),
             "email": _unless(people.email[:n], ids.email),
             "phone": _unless(people.phone[:n], ids.phone),
             "card": _unless(people.card[:n], ids.card),
             "street": _unless(address, street),
-            "postal_code": _unless(address, postal),
+            "postal_code": _unless(
+                address, _digits("", postal_area * 1000 + rng.integers(1, 100, n) * 10, 5)
+            ),
             "city": _unless(address, pa.array(city_names, _TEXT).take(pa.array(city))),
         },
         schema=CUSTOMER_SCHEMA,
@@ -1893,8 +1244,8 @@ def _truth(world: _World, people: _People, visits: _Visits, refs: Any) -> Any:
         "wallet_share": pa.array(people.wallet[:n]),
         "basket_mean": pa.array(people.basket[:n]),
     }
-    for column, name in enumerate(TRUTH_SCHEMA.names[len(columns) :]):
-        columns[name] = pa.array(people.shares[:n, column])
+    for dept, name in enumerate(SHARE_COLUMNS):
+        columns[name] = pa.array(people.shares[:n, dept])
     return pa.table(columns, schema=TRUTH_SCHEMA)
 
 
@@ -1919,15 +1270,17 @@ def _chunk(
     receipt = receipt[order]
     product = np.concatenate((drawn_product, staples.product))[order]
     units = np.concatenate((np.zeros(len(drawn_receipt), dtype=np.int64), staples.units))[order]
-    person = visits.person[receipt]
     milli, price, discount, total = _amounts(
-        rng, world, people.lifestyle[person], visits.day[receipt], product, units
+        rng, world, people.lifestyle[visits.person[receipt]], visits.day[receipt], product, units
     )
 
-    # Returns: undiscounted lines, brought back a few days later on a receipt of their own.
+    # Returns: half the undiscounted lines of a few receipts, brought back days later together.
     eligible = discount == 0
-    chance = RETURN_SHARE * len(receipt) / max(int(eligible.sum()), 1)
-    returned = np.flatnonzero(eligible & (rng.random(len(receipt)) < chance))
+    chance = RETURN_SHARE * len(receipt) / max(int(eligible.sum()), 1) / RETURNED_PER_RECEIPT
+    picked = rng.random(len(visits.person)) < chance
+    returned = np.flatnonzero(
+        eligible & picked[receipt] & (rng.random(len(receipt)) < RETURNED_PER_RECEIPT)
+    )
     original, back = np.unique(receipt[returned], return_inverse=True)
     return_day = visits.day[original] + rng.geometric(0.25, len(original))
     for _ in range(3):
@@ -1935,102 +1288,99 @@ def _chunk(
         closed &= ~calendar.open[np.minimum(return_day, calendar.days - 1)]
         return_day = return_day + closed
     valid = return_day < calendar.days
-    returned, back = returned[valid[back]], (np.cumsum(valid) - 1)[back[valid[back]]]
+    kept_line = valid[back]
+    returned, back = returned[kept_line], (np.cumsum(valid) - 1)[back[kept_line]]
     original, return_day = original[valid], return_day[valid]
     return_second = _hours(
         rng, world, return_day, visits.web[original], people.lifestyle[visits.person[original]]
     )
 
+    # Every receipt: the sales, then the returns (each a copy of its original's header).
     sales = len(visits.person)
     receipts = sales + len(original)
 
     def both(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
         return np.concatenate((values, values[original]))
 
-    r_person, r_store, r_web = both(visits.person), both(visits.store), both(visits.web)
-    r_card, r_email, r_phone, r_token = (
-        both(visits.card),
-        both(visits.email),
-        both(visits.phone),
-        both(visits.token),
-    )
+    r_person, r_web, r_token = both(visits.person), both(visits.web), both(visits.token)
+    r_card, r_email, r_phone = both(visits.card), both(visits.email), both(visits.phone)
     r_day = np.concatenate((visits.day, return_day))
     r_second = np.concatenate((visits.second, return_second))
     r_origin = np.concatenate((np.full(sales, -1), original))
-    line_receipt = np.concatenate((receipt, sales + back))
-    line_product = np.concatenate((product, product[returned]))
-    line_milli = np.concatenate((milli, -milli[returned]))
-    line_price = np.concatenate((price, price[returned]))
-    line_discount = np.concatenate((discount, np.zeros(len(returned), dtype=np.int64)))
-    line_total = np.concatenate((total, -total[returned]))
 
-    # Receipts in time order, numbered per source; their lines follow, contiguous.
+    # Receipts in time order, numbered per source; each one's lines follow, contiguous.
     by_time = np.argsort(r_day * SECONDS + r_second, kind="stable")
     source = r_web.astype(np.int64)
     number = np.empty(receipts, dtype=np.int64)
     counted = []
     for s in (0, 1):
-        picked = by_time[source[by_time] == s]
-        number[picked] = numbered[s] + 1 + np.arange(len(picked))
-        counted.append(len(picked))
-    letters = np.frombuffer("".join(_RECEIPT_PREFIX).encode(), dtype=np.uint8)
-    receipt_ids = _prefixed(letters[source], number, 9)
-    stamps = _timestamps(calendar, r_day, r_second)
+        mine = by_time[source[by_time] == s]
+        number[mine] = numbered[s] + 1 + np.arange(len(mine))
+        counted.append(len(mine))
+    receipt_ids = _digits("", number, 9, letters=_RECEIPT_LETTER[source])
+    line_receipt = np.concatenate((receipt, sales + back))
     count = np.bincount(line_receipt, minlength=receipts)
-    start = np.cumsum(count) - count
-    ordered_count = count[by_time]
-    offset = np.cumsum(ordered_count) - ordered_count
+    ordered = count[by_time]
+    offset = np.cumsum(ordered) - ordered
     lines = len(line_receipt)
-    within = np.arange(lines) - np.repeat(offset, ordered_count)
-    perm = np.repeat(start[by_time], ordered_count) + within
-    lr = line_receipt[perm]
-    lp = r_person[lr]
+    within = np.arange(lines) - np.repeat(offset, ordered)
+    perm = np.repeat((np.cumsum(count) - count)[by_time], ordered) + within
+    line_index = _index(line_receipt[perm])
 
     n = people.members
-    ref_letters = np.where(np.arange(people.count) < n, ord("C"), ord("N"))
-    refs = _prefixed(ref_letters, people.ref.astype(np.int64) + 1, 7)
+    refs = _digits(
+        "", people.number + 1, 7, letters=np.where(np.arange(people.count) < n, ord("C"), ord("N"))
+    )
     ids = _identifiers(rng, people)
-    member_index = np.minimum(lp, max(n - 1, 0))
-    tokens = _tokens(rng, 2 * people.count)
+    member = pa.array(np.minimum(r_person, max(n - 1, 0)))
+    tokens = _tokens(rng, 2 * people.count).take(pa.array(r_person * 2 + np.maximum(r_token, 0)))
+    # Each receipt-level column is a dictionary of per-receipt values under one shared index.
+    header = {
+        "source": pa.array(SOURCES, _TEXT).take(pa.array(source)),
+        "receipt_id": receipt_ids,
+        "purchased_at": _timestamps(calendar, r_day, r_second),
+        "store": world.store_codes.take(pa.array(both(visits.store))),
+        "card": _unless(r_card, ids.card.take(member)),
+        "email": _unless(r_email, ids.email.take(member)),
+        "phone": _unless(r_phone, ids.phone.take(member)),
+        "payment_token": _unless(r_token >= 0, tokens),
+        "currency": pa.array(["EUR"] * receipts, _TEXT),
+    }
     table = pa.table(
         {
-            "source": _keyed(source[lr], pa.array(SOURCES, _TEXT)),
-            "receipt_id": _keyed(lr, receipt_ids),
-            "purchased_at": _keyed(lr, stamps),
-            "store": _keyed(r_store[lr], world.store_codes),
-            "card": _keyed(member_index, ids.card, ~r_card[lr]),
-            "email": _keyed(member_index, ids.email, ~r_email[lr]),
-            "phone": _keyed(member_index, ids.phone, ~r_phone[lr]),
-            "payment_token": _keyed(lp * 2 + np.maximum(r_token[lr], 0), tokens, r_token[lr] < 0),
-            "currency": _keyed(np.zeros(lines, dtype=np.int64), pa.array(["EUR"], _TEXT)),
+            **{name: _keyed(line_index, values) for name, values in header.items()},
             "line_no": pa.array((within + 1).astype(np.int32)),
-            "sku": _keyed(line_product[perm], catalogue.sku),
-            "quantity": pa.array(line_milli[perm] / 1000.0),
-            "unit_price": _money(line_price[perm]),
-            "discount": _money(line_discount[perm]),
-            "line_total": _money(line_total[perm]),
+            "sku": _keyed(
+                _index(np.concatenate((product, product[returned]))[perm]), catalogue.sku
+            ),
+            "quantity": pa.array(np.concatenate((milli, -milli[returned]))[perm] / 1000.0),
+            "unit_price": _money(np.concatenate((price, price[returned]))[perm]),
+            "discount": _money(np.concatenate((discount, np.zeros(len(returned), np.int64)))[perm]),
+            "line_total": _money(np.concatenate((total, -total[returned]))[perm]),
             "returns_receipt_id": _keyed(
-                np.maximum(r_origin[lr], 0), receipt_ids, r_origin[lr] < 0
+                line_index,
+                _unless(r_origin >= 0, receipt_ids.take(pa.array(np.maximum(r_origin, 0)))),
             ),
         },
         schema=RECEIPT_SCHEMA,
     )
+    time_index = _index(by_time)
+    receipt_truth = pa.table(
+        {
+            "source": _keyed(time_index, header["source"]),
+            "receipt_id": _keyed(time_index, receipt_ids),
+            "customer_ref": _keyed(time_index, refs.take(pa.array(r_person))),
+        },
+        schema=RECEIPT_TRUTH_SCHEMA,
+    )
     staple_table = pa.table(
         {
-            "customer_ref": _keyed(staples.owner, refs),
-            "staple": _keyed(staples.staple, pa.array(list(STAPLES), _TEXT)),
-            "sku": _keyed(staples.sku, catalogue.sku),
+            "customer_ref": _keyed(_index(staples.owner), refs),
+            "staple": _keyed(_index(staples.staple), pa.array(list(STAPLES), _TEXT)),
+            "sku": _keyed(_index(staples.sku), catalogue.sku),
             "interval_days": pa.array(staples.interval),
         },
         schema=STAPLE_SCHEMA,
-    )
-    receipt_truth = pa.table(
-        {
-            "source": _keyed(source[by_time], pa.array(SOURCES, _TEXT)),
-            "receipt_id": _keyed(by_time, receipt_ids),
-            "customer_ref": _keyed(r_person[by_time], refs),
-        },
-        schema=RECEIPT_TRUTH_SCHEMA,
     )
     return _Chunk(
         customers=_customers(rng, world, people, refs, ids),
@@ -2038,7 +1388,8 @@ def _chunk(
         truth=_truth(world, people, visits, refs),
         staples=staple_table,
         receipt_truth=receipt_truth,
-        receipts_by_source=(counted[0], counted[1]),
+        till_receipts=counted[0],
+        web_receipts=counted[1],
         lines=lines,
         returns=len(returned),
         return_receipts=len(original),
@@ -2056,24 +1407,63 @@ def _quoted(text: Any) -> Any:
     return pc.binary_join_element_wise('"', text, '"', "")
 
 
+def _rendered(key: str, column: Any) -> Any:
+    """`"key":value` for every value of a column, null rendered as null."""
+    kind = column.type
+    if pa.types.is_decimal(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        value = pc.cast(column, _TEXT)
+    else:
+        value = _quoted(pc.cast(column, _TEXT))
+    return pc.fill_null(pc.binary_join_element_wise(key, value, ""), key + "null")
+
+
 def _json_lines(table: Any) -> Any:
-    """The table as JSON lines, built column-wise by Arrow: strings quoted, numbers bare, null."""
+    """The table as JSON lines, built column-wise by Arrow: strings quoted, numbers bare, null.
+
+    Neighbouring dictionary columns under the same index (a receipt's header) are rendered
+    once per distinct entry and then picked per row.
+    """
     parts: list[Any] = []
-    for position, name in enumerate(table.column_names):
-        column = table.column(name).combine_chunks()
-        kind = column.type
-        key = ("{" if position == 0 else ",") + json.dumps(name) + ":"
-        if pa.types.is_dictionary(kind):
-            # Render each distinct value once, then pick the rendering per row.
-            rendered = pc.binary_join_element_wise(key, _quoted(column.dictionary), "")
-            text = rendered.take(column.indices)
-        elif pa.types.is_decimal(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind):
-            text = pc.binary_join_element_wise(key, pc.cast(column, _TEXT), "")
-        else:
-            text = pc.binary_join_element_wise(key, _quoted(pc.cast(column, _TEXT)), "")
-        parts.append(pc.fill_null(text, key + "null"))
+    names = table.column_names
+    position = 0
+    while position < len(names):
+        column = table.column(names[position]).combine_chunks()
+        group = [(names[position], column)]
+        if pa.types.is_dictionary(column.type) and column.indices.null_count == 0:
+            address = column.indices.buffers()[1].address
+            while position + len(group) < len(names):
+                neighbour = table.column(names[position + len(group)]).combine_chunks()
+                if not (
+                    pa.types.is_dictionary(neighbour.type)
+                    and neighbour.indices.null_count == 0
+                    and neighbour.indices.buffers()[1].address == address
+                ):
+                    break
+                group.append((names[position + len(group)], neighbour))
+        pieces = [
+            _rendered(("{" if position + i == 0 else ",") + json.dumps(name) + ":", values)
+            for i, (name, values) in enumerate(
+                (name, c.dictionary if pa.types.is_dictionary(c.type) else c) for name, c in group
+            )
+        ]
+        joined = pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
+        parts.append(joined.take(column.indices) if pa.types.is_dictionary(column.type) else joined)
+        position += len(group)
     parts.append("}\n")
     return pc.binary_join_element_wise(*parts, "")
+
+
+def _parquet_ready(table: Any) -> Any:
+    """Parquet takes no null inside a dictionary: move such nulls to the index."""
+    columns = []
+    for column in table.columns:
+        column = column.combine_chunks()
+        if pa.types.is_dictionary(column.type) and column.dictionary.null_count:
+            missing = pc.is_null(column.dictionary).take(column.indices)
+            indices = pc.if_else(missing, pa.scalar(None, pa.int32()), column.indices)
+            column = pa.DictionaryArray.from_arrays(indices, column.dictionary.fill_null(""))
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=table.schema)
 
 
 class _Sink:
@@ -2095,19 +1485,17 @@ class _Sink:
 
     def write(self, table: Any) -> None:
         """Append the rows of `table`."""
-        if self._writer is not None:
+        if self.fmt == "csv":
             self._writer.write_table(table)
-            return
-        for start in range(0, table.num_rows, 250_000):
-            text = _json_lines(table.slice(start, 250_000))
-            if isinstance(text, pa.ChunkedArray):
-                text = text.combine_chunks()
-            if len(text) == 0:
-                continue
-            offsets = np.frombuffer(
-                text.buffers()[1], dtype=np.int32, count=len(text) + 1, offset=text.offset * 4
-            )
-            self._file.write(memoryview(text.buffers()[2])[offsets[0] : offsets[-1]])
+        elif self.fmt == "parquet":
+            self._writer.write_table(_parquet_ready(table))
+        else:
+            for start in range(0, table.num_rows, 250_000):
+                text = _json_lines(table.slice(start, 250_000))
+                offsets = np.frombuffer(
+                    text.buffers()[1], dtype=np.int32, count=len(text) + 1, offset=text.offset * 4
+                )
+                self._file.write(memoryview(text.buffers()[2])[offsets[0] : offsets[-1]])
 
     def close(self) -> None:
         """Finish the file (Parquet writes its footer here)."""
@@ -2131,7 +1519,7 @@ class _Background:
             if self._error is None:
                 try:
                     item[0].write(item[1])
-                except BaseException as exc:  # handed to the simulating thread
+                except BaseException as exc:  # handed over to the simulating thread
                     self._error = exc
 
     def put(self, sink: _Sink, table: Any) -> None:
@@ -2159,10 +1547,10 @@ def simulate(
     *,
     chunk_size: int = CHUNK,
 ) -> SimulationSummary:
-    """Write a simulated chain's stores, products, members and receipts (and the truth) to `out`.
+    """Write a simulated chain's stores, products, members and receipts, and the truth, to `out`.
 
-    The same arguments give byte-identical files; memory depends on `chunk_size`, not on
-    `customers`.
+    The same arguments give byte-identical files; memory grows with `chunk_size`, not with
+    `customers`. `progress` is called with the number of members done after every chunk.
     """
     if customers < 1 or stores < 1 or weeks < 1 or chunk_size < 1:
         raise ValueError("customers, stores, weeks and chunk_size must be at least 1")
@@ -2170,44 +1558,48 @@ def simulate(
         raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     out.mkdir(parents=True, exist_ok=True)
     world = _world(seed, stores, weeks, start)
+    truth = Truth(
+        customers=out / "truth.parquet",
+        staples=out / "truth_staples.parquet",
+        products=out / "truth_products.parquet",
+        receipts=out / "truth_receipts.parquet",
+    )
     summary = SimulationSummary(
-        stores=stores + 2,
-        products=world.catalogue.table.num_rows,
-        truth=Truth(
-            customers=out / "truth.parquet",
-            staples=out / "truth_staples.parquet",
-            products=out / "truth_products.parquet",
-            receipts=out / "truth_receipts.parquet",
-        ),
+        truth=truth, stores=stores + 2, products=world.catalogue.table.num_rows
     )
     for name, table in (("stores", _store_table(world)), ("products", world.catalogue.table)):
         sink = _Sink(out / f"{name}.{fmt}", table.schema, fmt)
         sink.write(table)
         sink.close()
         summary.files.append(sink.path)
-    pq.write_table(world.catalogue.truth, summary.truth.products, compression="zstd")
+    pq.write_table(world.catalogue.truth, truth.products, compression="zstd")
     sinks = {
         "customers": _Sink(out / f"customers.{fmt}", CUSTOMER_SCHEMA, fmt),
         "receipts": _Sink(out / f"receipts.{fmt}", RECEIPT_SCHEMA, fmt),
-        "truth": _Sink(summary.truth.customers, TRUTH_SCHEMA, "parquet"),
-        "staples": _Sink(summary.truth.staples, STAPLE_SCHEMA, "parquet"),
-        "receipt_truth": _Sink(summary.truth.receipts, RECEIPT_TRUTH_SCHEMA, "parquet"),
+        "truth": _Sink(truth.customers, TRUTH_SCHEMA, "parquet"),
+        "staples": _Sink(truth.staples, STAPLE_SCHEMA, "parquet"),
+        "receipt_truth": _Sink(truth.receipts, RECEIPT_TRUTH_SCHEMA, "parquet"),
     }
     background = _Background()
-    numbered = (0, 0)
     try:
         for index, first in enumerate(range(0, customers, chunk_size)):
             members = min(chunk_size, customers - first)
             shoppers = round(members * SHOPPERS_PER_MEMBER)
-            part = _chunk(world, index, first, members, summary.shoppers, shoppers, numbered)
+            part = _chunk(
+                world,
+                index,
+                first,
+                members,
+                summary.shoppers,
+                shoppers,
+                (summary.till_receipts, summary.web_receipts),
+            )
             for name, sink in sinks.items():
                 background.put(sink, getattr(part, name))
-            numbered = (
-                numbered[0] + part.receipts_by_source[0],
-                numbered[1] + part.receipts_by_source[1],
-            )
             summary.customers += members
             summary.shoppers += shoppers
+            summary.till_receipts += part.till_receipts
+            summary.web_receipts += part.web_receipts
             summary.lines += part.lines
             summary.returns += part.returns
             summary.return_receipts += part.return_receipts
@@ -2220,13 +1612,7 @@ def simulate(
             sink.close()
     if error is not None:
         raise error
-    summary.till_receipts, summary.web_receipts = numbered
-    summary.receipts = sum(numbered)
-    summary.files += [sinks["customers"].path, sinks["receipts"].path]
-    summary.files += [
-        summary.truth.customers,
-        summary.truth.staples,
-        summary.truth.products,
-        summary.truth.receipts,
-    ]
+    summary.receipts = summary.till_receipts + summary.web_receipts
+    summary.files += [sink.path for sink in sinks.values()]
+    summary.files.insert(2, truth.products)
     return summary
