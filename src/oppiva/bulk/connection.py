@@ -74,6 +74,19 @@ class BulkConnection:
         values = zip(*(_plain(table.column(c)) for c in table.column_names), strict=True)
         self.conn.executemany(f"INSERT INTO {name} VALUES ({marks})", values)  # noqa: S608 (our own table name)
 
+    def allocate_ids(self, table: str, count: int) -> list[int]:
+        """`count` new ids of `table`, taken inside the write transaction (on SQLite the write
+        lock is held, so nobody else takes them; on PostgreSQL the sequence hands them out)."""
+        if count == 0:
+            return []
+        if self.dialect == "sqlite":
+            start = int(self.scalar(f"SELECT coalesce(max(id), 0) FROM {table}")) + 1  # noqa: S608
+            return list(range(start, start + count))
+        ids = self.arrow(
+            f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) AS id FROM generate_series(1, {count})"  # noqa: S608
+        )
+        return [int(i) for i in ids.column("id").to_pylist()]
+
     def json(self, expression: str) -> str:
         """A text expression as a JSON value of the dialect."""
         return f"CAST({expression} AS JSON)" if self.dialect == "postgresql" else expression

@@ -262,7 +262,7 @@ def _store_members(
             else:
                 new.append((m, None))
         fresh = [m for m, cid in new if cid is None]
-        ids = iter(_allocate(bulk, len(fresh)))
+        ids = iter(bulk.allocate_ids("customer", len(fresh)))
         assigned = [(m, cid if cid is not None else next(ids)) for m, cid in new]
         _write(bulk, assigned, owner)
         bulk.commit()
@@ -271,18 +271,6 @@ def _store_members(
         raise
     summary.new += len(fresh)
     summary.updated += len(new) - len(fresh)
-
-
-def _allocate(bulk: BulkConnection, count: int) -> list[int]:
-    if count == 0:
-        return []
-    if bulk.dialect == "sqlite":
-        start = int(bulk.scalar("SELECT coalesce(max(id), 0) FROM customer")) + 1
-        return list(range(start, start + count))
-    ids = bulk.arrow(
-        f"SELECT nextval(pg_get_serial_sequence('customer', 'id')) AS id FROM generate_series(1, {count})"
-    )
-    return [int(i) for i in ids.column("id").to_pylist()]
 
 
 def _write(

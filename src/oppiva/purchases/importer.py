@@ -582,9 +582,8 @@ class ReceiptImport:
             g = root((ids[0].kind.value, ids[0].value))
             day = when[key].date()
             starts[g] = min(starts.get(g, day), day)
-        next_id = self._allocate(
-            bulk, sum(1 for g, members in groups.items() if not any(m in owner for m in members))
-        )
+        unowned = sum(1 for members in groups.values() if not any(m in owner for m in members))
+        next_id = iter(bulk.allocate_ids("customer", unowned))
         now = datetime.now(UTC)
         for g, members in groups.items():
             owners = {owner[m] for m in members if m in owner}
@@ -643,18 +642,6 @@ class ReceiptImport:
         ):
             last[cid] = bool(value)
         return {cid for cid, value in last.items() if not value}
-
-    def _allocate(self, bulk: BulkConnection, count: int) -> Iterator[int]:
-        """Ids for new profiles, taken inside the write transaction."""
-        if count == 0:
-            return iter(())
-        if bulk.dialect == "sqlite":
-            start = int(bulk.scalar("SELECT coalesce(max(id), 0) FROM customer")) + 1
-            return iter(range(start, start + count))
-        ids = bulk.arrow(
-            f"SELECT nextval(pg_get_serial_sequence('customer', 'id')) AS id FROM generate_series(1, {count})"
-        )
-        return iter(ids.column("id").to_pylist())
 
     def _write(
         self,
