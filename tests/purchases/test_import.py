@@ -335,7 +335,7 @@ def _state(url: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def test_kill_9_in_the_middle_then_the_same_command_gives_one_import(db, tmp_path):
-    rows = [row(f"K{i:05d}", card=f"60120000{i % 700:08d}", line_total="1.19") for i in range(6000)]
+    rows = [row(f"K{i:05d}", card=f"60120000{i % 700:08d}", line_total="1.19") for i in range(20000)]
     path = write_csv(tmp_path / "big.csv", rows)
     env = {**os.environ, "OPPIVA_SECRET_KEY": os.environ["OPPIVA_SECRET_KEY"]}
     command = [
@@ -356,7 +356,7 @@ def test_kill_9_in_the_middle_then_the_same_command_gives_one_import(db, tmp_pat
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert 0 < counts(db)[0] < 6000, "the import was not caught in the middle"
+    assert 0 < counts(db)[0] < 20000, "the import was not caught in the middle"
     subprocess.run(command, env=env, check=True, capture_output=True)
     # The same file into a fresh database, uninterrupted.
     backend = "postgresql" if db.engine.dialect.name == "postgresql" else "sqlite"

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -92,6 +93,7 @@ PRODUCT_COLUMNS = (
     "attributes",
 )
 OUTLET_COLUMNS = ("code", "name", "kind", "city")
+RANK = {kind: rank for rank, kind in enumerate(service.PRIORITY)}
 
 
 # Receipts ----------------------------------------------------------------------------------
@@ -142,36 +144,33 @@ WITH b AS (
   LEFT JOIN outlets o ON o.code = b.store
   LEFT JOIN products pr ON pr.sku = b.sku
 ), g AS (
-  SELECT *,
-    sum(CASE WHEN src = lag_src AND rid = lag_rid THEN 0 ELSE 1 END) OVER (ORDER BY "_line") AS grp
-  FROM (SELECT *, lag(src) OVER (ORDER BY "_line") AS lag_src, lag(rid) OVER (ORDER BY "_line") AS lag_rid FROM c)
-), k AS (
-  SELECT *,
-    min(grp) OVER (PARTITION BY src, rid) AS first_grp,
-    min("_line") OVER (PARTITION BY src, rid) AS first_line,
-    count(DISTINCT coalesce(purchased_at, '')) OVER (PARTITION BY src, rid) AS n_ts,
-    count(DISTINCT coalesce(store, '')) OVER (PARTITION BY src, rid) AS n_store,
-    count(DISTINCT concat_ws('|', card, email, phone, payment_token, customer_ref)) OVER (PARTITION BY src, rid) AS n_ids,
-    count(*) OVER (PARTITION BY src, rid, coalesce(ln, 0)) AS n_same_line
-  FROM g
+  SELECT *, "_grp" AS grp FROM c), r AS (
+  SELECT src, rid, min(grp) AS first_grp, min("_line") AS first_line,
+    count(DISTINCT coalesce(purchased_at, '')) AS n_ts,
+    count(DISTINCT coalesce(store, '')) AS n_store,
+    count(DISTINCT concat_ws('|', card, email, phone, payment_token, customer_ref)) AS n_ids
+  FROM g GROUP BY src, rid
+), l AS (
+  SELECT src, rid, ln, count(*) AS n_same_line FROM g WHERE ln IS NOT NULL GROUP BY src, rid, ln
 ), e AS (
-  SELECT *,
+  SELECT g.*, r.first_grp, r.first_line,
     CASE
       WHEN error IS NOT NULL THEN error
-      WHEN grp <> first_grp THEN 'receipt_id|appears again after other receipts (first at line ' || first_line || ')'
-      WHEN n_ts > 1 THEN 'purchased_at|differs between the lines of one receipt'
-      WHEN n_store > 1 THEN 'store|differs between the lines of one receipt'
-      WHEN n_ids > 1 THEN 'card|the identifiers differ between the lines of one receipt'
-      WHEN ln IS NOT NULL AND n_same_line > 1 THEN 'line_no|repeats within the receipt'
+      WHEN grp <> r.first_grp THEN 'receipt_id|appears again after other receipts (first at line ' || r.first_line || ')'
+      WHEN r.n_ts > 1 THEN 'purchased_at|differs between the lines of one receipt'
+      WHEN r.n_store > 1 THEN 'store|differs between the lines of one receipt'
+      WHEN r.n_ids > 1 THEN 'card|the identifiers differ between the lines of one receipt'
+      WHEN coalesce(l.n_same_line, 1) > 1 THEN 'line_no|repeats within the receipt'
       ELSE NULL
     END AS row_error
-  FROM k
+  FROM g JOIN r ON r.src = g.src AND r.rid IS NOT DISTINCT FROM g.rid
+  LEFT JOIN l ON l.src = g.src AND l.rid IS NOT DISTINCT FROM g.rid AND l.ln = g.ln
+), bad AS (
+  SELECT src, rid, grp, min(CASE WHEN row_error IS NOT NULL THEN "_line" END) AS bad_line
+  FROM e GROUP BY src, rid, grp
 )
-SELECT *,
-  bool_or(row_error IS NOT NULL) OVER (PARTITION BY src, rid, grp) AS receipt_bad,
-  min(CASE WHEN row_error IS NOT NULL THEN "_line" END) OVER (PARTITION BY src, rid, grp) AS bad_line
-FROM e
-ORDER BY "_line"
+SELECT e.*, bad.bad_line IS NOT NULL AS receipt_bad, bad.bad_line
+FROM e JOIN bad ON bad.src = e.src AND bad.rid IS NOT DISTINCT FROM e.rid AND bad.grp = e.grp
 """
 
 
@@ -330,6 +329,17 @@ class ReceiptImport:
     # validation --------------------------------------------------------------------------
 
     def _validate(self, table: pa.Table) -> _Batch:
+        # Runs of rows with the same receipt key, numbered in file order (cheaper here than a
+        # window over the sorted batch): a key in two runs is a receipt id used twice.
+        keys = pc.binary_join_element_wise(
+            pc.fill_null(pc.utf8_trim_whitespace(table.column("source")), self.default_source),
+            pc.fill_null(pc.utf8_trim_whitespace(table.column("receipt_id")), ""),
+            "\x1f",
+        ).to_numpy(zero_copy_only=False)
+        runs = np.ones(len(keys), dtype=np.int64)
+        if len(keys) > 1:
+            runs[1:] = keys[1:] != keys[:-1]
+        table = table.append_column("_grp", pa.array(np.cumsum(runs)))
         self.duck.register("batch", table)
         sql = _VALIDATE.format(
             default_source=sql_text(self.default_source),
@@ -339,7 +349,7 @@ class ReceiptImport:
         bad_mask = checked.column("receipt_bad").to_numpy(zero_copy_only=False)
         rejects: list[Reject] = []
         if bad_mask.any():
-            columns = [c for c in table.column_names if c != LINE]
+            columns = [c for c in table.column_names if not c.startswith("_")]
             bad = checked.filter(pa.array(bad_mask))
             for i in range(bad.num_rows):
                 error = bad.column("row_error")[i].as_py()
@@ -535,6 +545,10 @@ class ReceiptImport:
         if not per_receipt:
             return buyers, set()
         distinct = {(n.kind.value, n.value): n for ids in per_receipt.values() for n in ids}
+        digest = {
+            k: f"{n.kind.value}:{keyed_hash(self.key, n.kind, n.value)[:32]}"
+            for k, n in distinct.items()
+        }
         bulk.stage(
             "stage_ident",
             pa.table({"kind": [k for k, _ in distinct], "value": [v for _, v in distinct]}),
@@ -618,8 +632,8 @@ class ReceiptImport:
                 slow.add(key)
                 continue
             cid = group_owner.get(g)
-            best = min(ids, key=lambda n: service.PRIORITY.index(n.kind))
-            digests = [f"{n.kind.value}:{keyed_hash(self.key, n.kind, n.value)[:32]}" for n in ids]
+            best = min(ids, key=lambda n: RANK[n.kind])
+            digests = [digest[(n.kind.value, n.value)] for n in ids]
             buyers[key] = (cid, best.kind.value if cid is not None else None, digests)
         self._now = now
         return buyers, slow
@@ -712,6 +726,14 @@ class ReceiptImport:
             f"{currency}, total_cents, {now_sql}, '{self.file_id}', import_line FROM stage_receipt WHERE true "
             "ON CONFLICT (source, external_id) DO NOTHING"
         )
+        # Only the lines of the receipts written just now.
+        new_keys = pc.binary_join_element_wise(
+            receipts.column("source"), receipts.column("external_id"), "\x1f"
+        )
+        line_keys = pc.binary_join_element_wise(
+            lines.column("source"), lines.column("external_id"), "\x1f"
+        )
+        lines = lines.filter(pc.is_in(line_keys, value_set=new_keys))
         bulk.stage(
             "stage_line",
             lines.select(
@@ -737,16 +759,10 @@ class ReceiptImport:
             "s.cost_cents, o.id FROM stage_line s "
             "JOIN receipt r ON r.source = s.source AND r.external_id = s.external_id "
             f"AND r.import_file = '{self.file_id}' AND r.import_line = s.first_line "
-            "LEFT JOIN receipt o ON o.source = s.source AND o.external_id = s.returns_external_id "
-            "WHERE NOT EXISTS (SELECT 1 FROM receipt_line x WHERE x.receipt_id = r.id)"
+            "LEFT JOIN receipt o ON o.source = s.source AND o.external_id = s.returns_external_id"
         )
         self.summary.new += receipts.num_rows
-        self.summary.lines += int(
-            bulk.scalar(
-                "SELECT count(*) FROM stage_line s JOIN stage_receipt r ON r.source = s.source AND r.external_id = s.external_id"
-            )
-            or 0
-        )
+        self.summary.lines += lines.num_rows
 
     def _single(
         self, key: tuple[str, str], receipts: pa.Table, lines: pa.Table, batch: _Batch
