@@ -12,9 +12,11 @@ arguments always give byte-identical files. The truths later analyses must find:
 - Six lifestyles (`LIFESTYLES`) with department-share centres (`DEPARTMENT_SHARES`); each
   person's shares are Dirichlet around the centre (concentration 40) and decide which
   departments a basket draws from, so the lifestyles come back as clusters of shares.
-- Staples (`STAPLES`: milk, rye bread, coffee, nappies...) are re-bought at the first visit
-  after a per-person interval has passed, and with us only at the person's `wallet_share` (the
-  rest is bought elsewhere): regular cycles per customer and SKU (truth_staples.parquet).
+- Staples (`STAPLES`: milk, rye bread, coffee, nappies...): each household keeps to one SKU and
+  re-buys it at the first visit after its interval has passed (`interval_days` in
+  truth_staples.parquet: the household's need, but at least 1.2 times its mean gap between
+  visits, buying more units at a time), and with us only at its `wallet_share` (otherwise it
+  buys that round elsewhere): regular cycles per customer and SKU.
 - Basket sizes are 1 + negative binomial around a per-person mean (web orders 2.2 times as
   large); deal hunters (high `price_sensitivity`) draw far more lines from the week's
   promotions (about 5% of products, 10-40% off), which carry the discount.
@@ -50,7 +52,7 @@ import json
 import queue
 import threading
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -61,7 +63,6 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]
-import pyarrow.csv as pcsv  # type: ignore[import-untyped, unused-ignore]
 import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 
 from oppiva.demo.sample import CITIES, FAMILY, GIVEN, STREETS
@@ -73,7 +74,7 @@ Bytes = npt.NDArray[np.uint8]
 
 FORMATS: Final = ("csv", "jsonl", "parquet")
 TIMEZONE: Final = ZoneInfo("Europe/Helsinki")
-CHUNK: Final = 20_000
+CHUNK: Final = 5_000
 SHOPPERS_PER_MEMBER: Final = 0.35
 RETURN_SHARE: Final = 0.02
 RETURNED_PER_RECEIPT: Final = 0.5
@@ -109,7 +110,7 @@ RATE_SHAPE: Final = 1.3
 RATE_SCALE: Final = 0.4
 DROPOUT_A: Final = 0.7
 DROPOUT_B: Final = 12.0
-# subgroup: (days between purchases, share of each lifestyle that re-buys it)
+# subgroup: (days one purchase lasts a household, share of each lifestyle that re-buys it)
 STAPLES: Final[dict[str, tuple[float, tuple[float, ...]]]] = {
     "milk": (5.0, (0.85, 0.45, 0.75, 0.35, 0.75, 0.5)),
     "oat drinks": (6.0, (0.15, 0.3, 0.05, 0.65, 0.05, 0.2)),
@@ -594,6 +595,7 @@ class _Chunk:
 
 
 def _ascii(text: str) -> str:
+    """Lower-case ASCII for email addresses: Järvinen -> jarvinen."""
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
 
 
@@ -648,6 +650,7 @@ def _keyed(indices: Any, dictionary: Any) -> Any:
 
 
 def _index(values: Ints) -> Any:
+    """An Arrow int32 index array, to be shared by the dictionary columns it indexes."""
     return pa.array(np.ascontiguousarray(values, dtype=np.int32))
 
 
@@ -677,8 +680,7 @@ def _calendar(start: date, weeks: int) -> _Calendar:
         for hour in range(24):
             naive = datetime(day.year, day.month, day.day, hour, 30)
             local = naive.replace(tzinfo=TIMEZONE)
-            utcoffset = local.utcoffset()
-            assert utcoffset is not None
+            utcoffset = local.utcoffset() or timedelta()
             offset[d, hour] = int(utcoffset.total_seconds()) // 60
             # A local hour skipped when the clocks go forward is moved to the next one.
             gap[d, hour] = local.astimezone(UTC).astimezone(TIMEZONE).replace(tzinfo=None) != naive
@@ -701,6 +703,7 @@ def _price_cents(euros: float) -> int:
 
 
 def _taxonomy() -> list[tuple[int, str, str, list[str], list[str], float, float, int, str]]:
+    """The rows of `_TAXONOMY`, parsed: department number, names, nouns, sizes, prices, count."""
     rows = []
     for line in _TAXONOMY.strip().splitlines():
         dept, group, subgroup, nouns, sizes, prices, count, *flag = (
@@ -769,9 +772,10 @@ def _catalogue(rng: np.random.Generator, calendar: _Calendar) -> _Catalogue:
     n = len(rows)
 
     def column(name: str) -> npt.NDArray[Any]:
+        """One field of every product row as an array."""
         return np.array([r[name] for r in rows])
 
-    department, price, subgroup_index = column("dept"), column("price"), column("index")
+    department, prices, subgroup_index = column("dept"), column("price"), column("index")
     popularity = rng.lognormal(0.0, 1.0, n) * np.where(column("own_label"), 1.5, 1.0)
     staple_names = list(STAPLES)
     subgroup_names = [t[2] for t in taxonomy]
@@ -801,9 +805,9 @@ def _catalogue(rng: np.random.Generator, calendar: _Calendar) -> _Catalogue:
     # Each lifestyle's taste within a department: price level, organic, own label, baby goods.
     median = np.zeros(n)
     for s in range(len(taxonomy)):
-        median[subgroup_index == s] = np.median(price[subgroup_index == s])
+        median[subgroup_index == s] = np.median(prices[subgroup_index == s])
     tilt = (
-        np.exp(_PRICE_TILT[:, None] * np.log(price / median)[None, :])
+        np.exp(_PRICE_TILT[:, None] * np.log(prices / median)[None, :])
         * np.where(column("organic")[None, :], _ORGANIC_TILT[:, None], 1.0)
         * np.where(column("own_label")[None, :], _OWN_LABEL_TILT[:, None], 1.0)
     )
@@ -840,7 +844,7 @@ def _catalogue(rng: np.random.Generator, calendar: _Calendar) -> _Catalogue:
             "group": pa.array(column("group").tolist(), _TEXT),
             "subgroup": pa.array(column("subgroup").tolist(), _TEXT),
             "brand": pa.array(column("brand").tolist(), _TEXT),
-            "price": _money(price),
+            "price": _money(prices),
             "cost": _money(column("cost")),
             "launch_date": _dates(launch_date, ~(launched | past)),
             "attributes": pa.array([r["attributes"] for r in rows], _TEXT),
@@ -862,7 +866,7 @@ def _catalogue(rng: np.random.Generator, calendar: _Calendar) -> _Catalogue:
         table=table,
         truth=truth,
         sku=sku,
-        price=price.astype(np.int64),
+        price=prices.astype(np.int64),
         weighed=column("weighed").astype(bool),
         regular=regular,
         promo=promo,
@@ -900,6 +904,7 @@ def _world(seed: int, stores: int, weeks: int, start: date) -> _World:
 
 
 def _store_table(world: _World) -> Any:
+    """The physical stores, the web shop and the app."""
     names = [
         _STORES[i][1] if i < len(_STORES) else f"Puoti {world.store_cities[i]} {i + 1}"
         for i in range(world.stores)
@@ -1087,8 +1092,12 @@ def _staples(rng: np.random.Generator, world: _World, people: _People, visits: _
     owner, staple = np.nonzero(rng.random((people.count, len(names))) < chance[people.lifestyle])
     lifestyle = people.lifestyle[owner]
     sku = world.catalogue.staples.draw(staple * _NL + lifestyle, rng.random(len(owner)))
-    base = np.array([STAPLES[s][0] for s in names])
-    interval = base[staple] * _HOUSEHOLD[lifestyle] * rng.lognormal(0.0, 0.25, len(owner))
+    need = np.array([STAPLES[s][0] for s in names])[staple] * _HOUSEHOLD[lifestyle]
+    need = need * rng.lognormal(0.0, 0.25, len(owner))
+    # Who shops seldom buys for longer: the cycle is at least 1.2 times the mean visit gap.
+    gap = 7.0 / np.maximum(people.rate[owner], 0.01)
+    interval = np.maximum(need, 1.2 * gap * rng.lognormal(0.0, 0.1, len(owner)))
+    pack = np.clip(np.round(interval / need), 1, 6).astype(np.int64)
     # When the person last bought it before we first see them.
     anchor = people.start_day[owner] - rng.random(len(owner)) * interval
     seen = visits.count[owner]
@@ -1108,7 +1117,7 @@ def _staples(rng: np.random.Generator, world: _World, people: _People, visits: _
         interval=interval,
         receipt=visit[buy],
         product=sku[pair[buy]],
-        units=np.minimum(due[buy], 3),
+        units=pack[pair[buy]] * np.minimum(due[buy], 2),
     )
 
 
@@ -1300,6 +1309,7 @@ def _chunk(
     receipts = sales + len(original)
 
     def both(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """A per-sale array extended to the returns, which copy their original's value."""
         return np.concatenate((values, values[original]))
 
     r_person, r_web, r_token = both(visits.person), both(visits.web), both(visits.token)
@@ -1344,7 +1354,7 @@ def _chunk(
         "email": _unless(r_email, ids.email.take(member)),
         "phone": _unless(r_phone, ids.phone.take(member)),
         "payment_token": _unless(r_token >= 0, tokens),
-        "currency": pa.array(["EUR"] * receipts, _TEXT),
+        "currency": pa.repeat(pa.scalar("EUR", _TEXT), receipts),
     }
     table = pa.table(
         {
@@ -1397,7 +1407,7 @@ def _chunk(
     )
 
 
-def _quoted(text: Any) -> Any:
+def _json_quoted(text: Any) -> Any:
     """JSON string literals for a string array (nulls stay null)."""
     if pc.any(pc.match_substring_regex(text, r'["\\\x00-\x1f]')).as_py():
         text = pc.replace_substring(text, "\\", "\\\\")
@@ -1407,63 +1417,96 @@ def _quoted(text: Any) -> Any:
     return pc.binary_join_element_wise('"', text, '"', "")
 
 
-def _rendered(key: str, column: Any) -> Any:
-    """`"key":value` for every value of a column, null rendered as null."""
+def _csv_quoted(text: Any) -> Any:
+    """CSV fields for a string array: quoted (quotes doubled) only where a value needs it."""
+    special = pc.match_substring_regex(text, r'[,"\r\n]')
+    if not pc.any(special).as_py():
+        return text
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
+    return pc.if_else(special, quoted, text)
+
+
+def _fields(column: Any, fmt: str, key: str) -> Any:
+    """Every value of `column` as a CSV field or a JSON `"key":value` (null: empty or null)."""
     kind = column.type
-    if pa.types.is_decimal(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        value = pc.cast(column, _TEXT)
-    else:
-        value = _quoted(pc.cast(column, _TEXT))
+    text = pc.cast(column, _TEXT)
+    numeric = pa.types.is_decimal(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind)
+    if fmt == "csv":
+        return pc.fill_null(text if numeric else _csv_quoted(text), "")
+    value = text if numeric else _json_quoted(text)
     return pc.fill_null(pc.binary_join_element_wise(key, value, ""), key + "null")
 
 
-def _json_lines(table: Any) -> Any:
-    """The table as JSON lines, built column-wise by Arrow: strings quoted, numbers bare, null.
+def _shares_index(column: Any, address: int) -> bool:
+    """Whether `column` is a dictionary column under the index buffer at `address`."""
+    return bool(
+        pa.types.is_dictionary(column.type)
+        and column.indices.null_count == 0
+        and column.indices.buffers()[1].address == address
+    )
 
-    Neighbouring dictionary columns under the same index (a receipt's header) are rendered
-    once per distinct entry and then picked per row.
+
+def _text_lines(table: Any, fmt: str, rows: int = 250_000) -> Iterator[Any]:
+    """The table's rows as CSV or JSON lines, yielded a slice of `rows` at a time.
+
+    Neighbouring dictionary columns under one shared index (a receipt's header) are rendered
+    once per dictionary entry and then picked per row: the work is per receipt, not per line.
     """
-    parts: list[Any] = []
+    separator = "," if fmt == "csv" else ""
     names = table.column_names
+    # A single chunk is used as it is: combining would copy it, and the shared index with it.
+    columns = [
+        column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        for column in table.columns
+    ]
+    pieces: list[tuple[Any, Any]] = []
     position = 0
     while position < len(names):
-        column = table.column(names[position]).combine_chunks()
-        group = [(names[position], column)]
-        if pa.types.is_dictionary(column.type) and column.indices.null_count == 0:
+        column = columns[position]
+        if pa.types.is_dictionary(column.type) and column.indices.null_count:
+            column = column.dictionary_decode()
+        width = 1
+        if pa.types.is_dictionary(column.type):
             address = column.indices.buffers()[1].address
-            while position + len(group) < len(names):
-                neighbour = table.column(names[position + len(group)]).combine_chunks()
-                if not (
-                    pa.types.is_dictionary(neighbour.type)
-                    and neighbour.indices.null_count == 0
-                    and neighbour.indices.buffers()[1].address == address
-                ):
-                    break
-                group.append((names[position + len(group)], neighbour))
-        pieces = [
-            _rendered(("{" if position + i == 0 else ",") + json.dumps(name) + ":", values)
-            for i, (name, values) in enumerate(
-                (name, c.dictionary if pa.types.is_dictionary(c.type) else c) for name, c in group
+            while position + width < len(names) and _shares_index(
+                columns[position + width], address
+            ):
+                width += 1
+        rendered = [
+            _fields(
+                c.dictionary if pa.types.is_dictionary(c.type) else c,
+                fmt,
+                ("{" if position + k == 0 else ",") + json.dumps(names[position + k]) + ":",
             )
+            for k, c in enumerate([column, *columns[position + 1 : position + width]])
         ]
-        joined = pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
-        parts.append(joined.take(column.indices) if pa.types.is_dictionary(column.type) else joined)
-        position += len(group)
-    parts.append("}\n")
-    return pc.binary_join_element_wise(*parts, "")
+        joined = rendered[0] if width == 1 else pc.binary_join_element_wise(*rendered, separator)
+        if position + width == len(names):
+            joined = pc.binary_join_element_wise(joined, "\n" if fmt == "csv" else "}\n", "")
+        indices = column.indices if pa.types.is_dictionary(column.type) else None
+        pieces.append((joined, indices))
+        position += width
+    for start in range(0, table.num_rows, rows):
+        parts = [
+            text.take(indices.slice(start, rows))
+            if indices is not None
+            else text.slice(start, rows)
+            for text, indices in pieces
+        ]
+        yield parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, separator)
 
 
 def _parquet_ready(table: Any) -> Any:
-    """Parquet takes no null inside a dictionary: move such nulls to the index."""
-    columns = []
-    for column in table.columns:
-        column = column.combine_chunks()
-        if pa.types.is_dictionary(column.type) and column.dictionary.null_count:
-            missing = pc.is_null(column.dictionary).take(column.indices)
-            indices = pc.if_else(missing, pa.scalar(None, pa.int32()), column.indices)
-            column = pa.DictionaryArray.from_arrays(indices, column.dictionary.fill_null(""))
-        columns.append(column)
-    return pa.Table.from_arrays(columns, schema=table.schema)
+    """Plain strings for Parquet, which builds its own dictionaries from the values.
+
+    Handed Arrow dictionaries, the writer's choice of encoding depends on more than the data,
+    and the same rows would not always give the same bytes.
+    """
+    columns = [
+        column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
+        for column in (c.combine_chunks() for c in table.columns)
+    ]
+    return pa.Table.from_arrays(columns, names=table.column_names)
 
 
 class _Sink:
@@ -1473,29 +1516,31 @@ class _Sink:
         self.path, self.fmt = path, fmt
         self._writer: Any = None
         self._file: Any = None
-        if fmt == "csv":
-            options = pcsv.WriteOptions(quoting_style="needed")
-            self._writer = pcsv.CSVWriter(str(path), schema, write_options=options)
-        elif fmt == "parquet":
+        if fmt == "parquet":
+            plain = pa.schema(
+                [
+                    (f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+                    for f in schema
+                ]
+            )
             self._writer = pq.ParquetWriter(
-                str(path), schema, compression="zstd", store_schema=False
+                str(path), plain, compression="zstd", store_schema=False
             )
         else:
             self._file = path.open("wb")
+            if fmt == "csv":
+                self._file.write((",".join(schema.names) + "\n").encode())
 
     def write(self, table: Any) -> None:
         """Append the rows of `table`."""
-        if self.fmt == "csv":
-            self._writer.write_table(table)
-        elif self.fmt == "parquet":
+        if self.fmt == "parquet":
             self._writer.write_table(_parquet_ready(table))
-        else:
-            for start in range(0, table.num_rows, 250_000):
-                text = _json_lines(table.slice(start, 250_000))
-                offsets = np.frombuffer(
-                    text.buffers()[1], dtype=np.int32, count=len(text) + 1, offset=text.offset * 4
-                )
-                self._file.write(memoryview(text.buffers()[2])[offsets[0] : offsets[-1]])
+            return
+        for text in _text_lines(table, self.fmt):
+            offsets = np.frombuffer(
+                text.buffers()[1], dtype=np.int32, count=len(text) + 1, offset=text.offset * 4
+            )
+            self._file.write(memoryview(text.buffers()[2])[offsets[0] : offsets[-1]])
 
     def close(self) -> None:
         """Finish the file (Parquet writes its footer here)."""
@@ -1515,6 +1560,7 @@ class _Background:
         self._thread.start()
 
     def _run(self) -> None:
+        """Write queued tables in order until the stop sign; keep the first error."""
         while (item := self._queue.get()) is not None:
             if self._error is None:
                 try:

@@ -219,6 +219,7 @@ class ReceiptImport:
         self.duck.execute("SET TimeZone = 'UTC'")
         self.duck.execute("SET memory_limit = '1GB'")
         self._normal: dict[tuple[str, str], NormalIdentity | str] = {}
+        self._digests: dict[tuple[str, str], str] = {}
 
     def run(self) -> ImportSummary:
         started = time.perf_counter()
@@ -545,10 +546,12 @@ class ReceiptImport:
         if not per_receipt:
             return buyers, set()
         distinct = {(n.kind.value, n.value): n for ids in per_receipt.values() for n in ids}
-        digest = {
-            k: f"{n.kind.value}:{keyed_hash(self.key, n.kind, n.value)[:32]}"
-            for k, n in distinct.items()
-        }
+        digest = self._digests  # over the whole file: a regular's card comes back every week
+        if len(digest) > 1_000_000:
+            digest.clear()
+        for k, n in distinct.items():
+            if k not in digest:
+                digest[k] = f"{k[0]}:{keyed_hash(self.key, n.kind, n.value)[:32]}"
         bulk.stage(
             "stage_ident",
             pa.table({"kind": [k for k, _ in distinct], "value": [v for _, v in distinct]}),
