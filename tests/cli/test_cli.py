@@ -619,7 +619,7 @@ def test_downgrade_to_base_then_upgrade_gives_a_working_empty_store(
 
 
 def test_demo_loads_the_sample_and_prints_the_counts(cli: Cli, db: Store) -> None:
-    result = cli.ok("demo", "--people", "30", "--seed", "3", "--no-fresh")
+    result = cli.ok("demo", "--people", "30", "--seed", "3", "--no-fresh", "--customers", "0")
     match = re.search(
         r"Loaded (\d+) people and (\d+) organisations \((\d+) identities, (\d+) consent "
         r"decisions, (\d+) timeline entries\); (\d+) active customers in ",
@@ -638,7 +638,9 @@ def test_demo_loads_the_sample_and_prints_the_counts(cli: Cli, db: Store) -> Non
 
 def test_demo_is_the_same_for_the_same_seed(cli_for: Callable[[str], Cli], tmp_path: Path) -> None:
     def summary(name: str, seed: str) -> str:
-        out = cli_for(f"sqlite:///{tmp_path / name}").ok("demo", "--people", "30", "--seed", seed)
+        out = cli_for(f"sqlite:///{tmp_path / name}").ok(
+            "demo", "--people", "30", "--seed", seed, "--customers", "0"
+        )
         text = " ".join(out.stdout.split())  # rich wraps the line at the console width
         return text[text.index("Loaded") : text.index(" in sqlite")]
 
@@ -652,9 +654,9 @@ def test_demo_fresh_starts_the_sqlite_file_anew(
     cli = cli_for(f"sqlite:///{tmp_path / 'demo.db'}")
     cli.ok("init")
     cli.add("Somebody Else", "--email", "else@example.fi")
-    first = cli.ok("demo", "--people", "30", "--seed", "3")
+    first = cli.ok("demo", "--people", "30", "--seed", "3", "--customers", "0")
     assert "38 active customers" in " ".join(first.stdout.split())
-    second = cli.ok("demo", "--people", "30", "--seed", "3")
+    second = cli.ok("demo", "--people", "30", "--seed", "3", "--customers", "0")
     assert "38 active customers" in " ".join(second.stdout.split())
     assert len(cli.json("customers", "find", "", "--limit", "1000")) == 38
     assert cli.json("customers", "find", "else@example.fi") == []
@@ -665,14 +667,14 @@ def test_demo_initialises_an_empty_database(
     empty_database: str, cli_for: Callable[[str], Cli]
 ) -> None:
     cli = cli_for(empty_database)
-    result = cli.ok("demo", "--people", "5", "--seed", "3", "--no-fresh")
+    result = cli.ok("demo", "--people", "5", "--seed", "3", "--no-fresh", "--customers", "0")
     assert "13 active customers" in " ".join(result.stdout.split())
     assert cli.ok("db", "current").stdout.strip() == f"store: {head()}, newest: {head()}"
 
 
 def test_demo_loaded_twice_without_fresh_is_refused_in_one_line(cli: Cli, db: Store) -> None:
-    cli.ok("demo", "--people", "5", "--seed", "3", "--no-fresh")
-    again = cli("demo", "--people", "5", "--seed", "3", "--no-fresh")
+    cli.ok("demo", "--people", "5", "--seed", "3", "--no-fresh", "--customers", "0")
+    again = cli("demo", "--people", "5", "--seed", "3", "--no-fresh", "--customers", "0")
     # The progress bar may have started on stdout; the refusal itself is one line on stderr.
     line = error_line(again, quiet_stdout=False)
     assert "already belongs to customer" in line

@@ -127,7 +127,18 @@ def test_the_demo_serves_only_to_credentials_that_may_read_and_audits_the_read(
     serve: Callable[[str], Server], environment: dict[str, str], tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'served.db'}"
-    loaded = run_oppiva(url, "demo", "--people", "20", env=environment, cwd=tmp_path)
+    loaded = run_oppiva(
+        url,
+        "demo",
+        "--people",
+        "20",
+        "--customers",
+        "60",
+        "--weeks",
+        "4",
+        env=environment,
+        cwd=tmp_path,
+    )
     assert "active customers" in loaded
     admin = re.search(r"Demo admin: (\S+)  password: (\S+)", loaded)
     till = re.search(r"Till key .*: (opk_\S+)", loaded)
@@ -149,7 +160,7 @@ def test_the_demo_serves_only_to_credentials_that_may_read_and_audits_the_read(
     everyone = httpx.get(
         customers, params={"limit": 1000}, headers={"Authorization": f"Bearer {token}"}, timeout=10
     )
-    assert len(everyone.json()) == 20 + 8  # the people and the sample organisations
+    assert len(everyone.json()) >= 20 + 8 + 60  # the sample, its organisations and the members
 
     audit = json.loads(
         run_oppiva(url, "audit", "--limit", "1000", "--json", env=environment, cwd=tmp_path)

@@ -335,7 +335,9 @@ def _state(url: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def test_kill_9_in_the_middle_then_the_same_command_gives_one_import(db, tmp_path):
-    rows = [row(f"K{i:05d}", card=f"60120000{i % 700:08d}", line_total="1.19") for i in range(20000)]
+    rows = [
+        row(f"K{i:05d}", card=f"60120000{i % 700:08d}", line_total="1.19") for i in range(20000)
+    ]
     path = write_csv(tmp_path / "big.csv", rows)
     env = {**os.environ, "OPPIVA_SECRET_KEY": os.environ["OPPIVA_SECRET_KEY"]}
     command = [

@@ -12,6 +12,7 @@ from oppiva.access.cli import audit_command, keys_app, users_app
 from oppiva.cli.common import actor, console, err_console, fail, open_store, unit_of_work
 from oppiva.config import get_settings
 from oppiva.customers.cli import app as customers_app
+from oppiva.demo.cli import simulate_command
 from oppiva.migrations import current, downgrade, head
 from oppiva.privacy.cli import app as consent_app
 from oppiva.purchases.cli import app as import_app
@@ -31,6 +32,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.command("audit")(audit_command)
+app.command("simulate")(simulate_command)
 
 
 @app.callback()
@@ -102,10 +104,16 @@ def demo(
     people: Annotated[int, typer.Option(min=1, max=1_000_000, help="How many people.")] = 300,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same register.")] = 1,
     fresh: Annotated[bool, typer.Option(help="Start from an empty SQLite file.")] = True,
+    customers: Annotated[
+        int, typer.Option(min=0, max=1_000_000, help="Members of a simulated chain (0: none).")
+    ] = 5000,
+    weeks: Annotated[int, typer.Option(min=1, max=520, help="Weeks of simulated receipts.")] = 52,
 ) -> None:
-    """Load generated sample customers (identities, consents, timeline) into the store."""
+    """Load sample customers (consents, timeline) and a simulated year of a chain's receipts."""
     from oppiva.customers.service import count_customers
+    from oppiva.demo.cli import simulate_command
     from oppiva.demo.sample import COMPANIES, demo_credentials, load_sample
+    from oppiva.purchases.cli import run_import
 
     url: str = ctx.obj["database"]
     if fresh and url.startswith("sqlite:///") and url != "sqlite:///:memory:":
@@ -124,8 +132,16 @@ def demo(
             summary = load_sample(
                 session, people=people, seed=seed, progress=lambda n: bar.advance(task, n)
             )
-            total = count_customers(session)
             credentials = demo_credentials(session, actor())
+    if customers:
+        folder = _demo_folder(url) / "simulated"
+        simulate_command(ctx, customers=customers, stores=5, weeks=weeks, seed=seed, out=folder)
+        run_import(ctx, "outlets", folder / "stores.csv")
+        run_import(ctx, "products", folder / "products.csv")
+        run_import(ctx, "customers", folder / "customers.csv", default_source="crm")
+        run_import(ctx, "receipts", folder / "receipts.csv")
+    with unit_of_work(ctx) as session:
+        total = count_customers(session)
     settings = get_settings()
     base = f"http://{settings.host}:{settings.port}"
     console.print(
@@ -136,11 +152,21 @@ def demo(
     )
     console.print(
         f"Demo admin: {credentials.admin_email}  password: {credentials.admin_password}\n"
-        f"Till key (identify, consent:check; store {credentials.store}): {credentials.till_key}\n"
+        f"Till key (receipts:write, identify, consent:check; store {credentials.store}): "
+        f"{credentials.till_key}\n"
         f"These are shown once. The API will be at {base}/v1 (docs: {base}/docs); log in with\n"
         f"  curl -d 'username={credentials.admin_email}&password=...' {base}/v1/auth/token",
         markup=False,
     )
+
+
+def _demo_folder(url: str) -> Path:
+    """Beside the SQLite file, or a temporary folder for a server database."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url.removeprefix("sqlite:///")).parent
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="oppiva-demo-"))
 
 
 @app.command()

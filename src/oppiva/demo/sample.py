@@ -156,20 +156,21 @@ def demo_credentials(session: Session, created_by: str) -> DemoCredentials:
     key, _ = access.create_key(
         session,
         "demo till",
-        ["identify", "consent:check"],
+        ["receipts:write", "identify", "consent:check"],
         created_by=created_by,
-        store="demo-store",
+        store="kamppi",
     )
-    return DemoCredentials(admin.email, password, key, "demo-store")
+    return DemoCredentials(admin.email, password, key, "kamppi")
 
 
 def _ascii(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
 
 
-def _phone(rng: random.Random, n: int) -> str:
-    """A valid Finnish mobile number, different for every `n` below ten million."""
-    return f"+3584{rng.choice('0145')}{(n * 7919 + 1_234_567) % 10_000_000:07d}"
+def _phone(n: int) -> str:
+    """A valid Finnish mobile number, different for every `n` below ten million; an 050 one,
+    where the simulator's members have 04x ones, so the two never collide."""
+    return f"+35850{(n * 7919 + 7_654_321) % 10_000_000:07d}"
 
 
 def load_sample(
@@ -202,7 +203,7 @@ def load_sample(
             emails=[f"{_ascii(given)}.{_ascii(family)}{n}@example.fi"]
             if rng.random() < 0.85
             else [],
-            phones=[_phone(rng, n)] if rng.random() < 0.7 else [],
+            phones=[_phone(n)] if rng.random() < 0.7 else [],
             identities=[{"kind": "card", "value": f"6012{n:08d}"}] if rng.random() < 0.6 else [],
             addresses=[
                 AddressIn(

@@ -51,7 +51,8 @@ class RowsPerSecond(ProgressColumn):
         return Text(f"{speed:,.0f} rows/s")
 
 
-def _run(ctx: typer.Context, kind: str, path: Path, **options: object) -> None:
+def run_import(ctx: typer.Context, kind: str, path: Path, **options: object) -> None:
+    """Import one file with a progress bar and print what it did."""
     store = open_store(ctx)
     with Progress(
         TextColumn(f"[bold]importing {kind}"),
@@ -133,9 +134,9 @@ def receipts(
             data = dataset_files(dataset)
         except OppivaError as exc:
             raise fail(str(exc)) from None
-        _run(ctx, "products", data.products)
-        _run(ctx, "outlets", data.outlets)
-        _run(
+        run_import(ctx, "products", data.products)
+        run_import(ctx, "outlets", data.outlets)
+        run_import(
             ctx,
             "receipts",
             data.receipts,
@@ -145,7 +146,7 @@ def receipts(
         )
         return
     assert file is not None
-    _run(
+    run_import(
         ctx,
         "receipts",
         file,
@@ -168,7 +169,7 @@ def products(
     encoding: EncodingOpt = None,
 ) -> None:
     """Create or update products by sku."""
-    _run(
+    run_import(
         ctx,
         "products",
         file,
@@ -189,7 +190,7 @@ def outlets(
     encoding: EncodingOpt = None,
 ) -> None:
     """Create or update outlets (stores, the web shop, the app...) by code."""
-    _run(
+    run_import(
         ctx,
         "outlets",
         file,
@@ -216,7 +217,7 @@ def customers(
     ] = "import",
 ) -> None:
     """Import members (enrolled customers) with their identities; a re-import adds nothing."""
-    _run(
+    run_import(
         ctx,
         "customers",
         file,
