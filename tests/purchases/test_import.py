@@ -378,3 +378,26 @@ def test_kill_9_in_the_middle_then_the_same_command_gives_one_import(db, tmp_pat
         assert _state(db.url) == _state(other)
     finally:
         drop_database_url(other)
+
+
+def test_receipts_that_link_two_customers_take_the_full_rules_between_batches(db, tmp_path):
+    from tests.factories import make_customer
+
+    with db.transaction() as s:
+        member = make_customer(s, emails=["liisa@example.fi"], phones=[])
+        member_id = member.id
+    rows = [row(f"A{i}") for i in range(150)] + [row("CARD", card="6012000055556666")]
+    rows += [row(f"B{i}") for i in range(150)] + [
+        row("BOTH", card="6012000055556666", email="liisa@example.fi")
+    ]
+    rows += [row(f"C{i}") for i in range(150)]
+    summary = import_receipts(db, write_csv(tmp_path / "link.csv", rows), batch_rows=100)
+    assert (summary.new, summary.rejected_rows, summary.profiles) == (452, 0, 1)
+    with db.transaction() as s:
+        both = s.scalar(select(Receipt).where(Receipt.external_id == "BOTH"))
+        card = s.scalar(select(Receipt).where(Receipt.external_id == "CARD"))
+        assert (
+            both.customer_id == member_id and card.customer_id == member_id
+        )  # the profile folded in
+        assert both.import_file is not None and len(both.lines) == 1
+    assert import_receipts(db, tmp_path / "link.csv", batch_rows=100).new == 0

@@ -130,13 +130,20 @@ def read_batches(
         batches = _jsonl(path, encoding or detect_encoding(path), rejects)
     else:
         batches = _parquet(path, rows_per_batch)
-    for batch in batches:
+    for batch in _sliced(batches, rows_per_batch):
         names = [theirs_to_ours.get(n, n) for n in batch.column_names]
         table = batch.rename_columns(names)
         for name, value in mapping.values.items():
             if name not in table.column_names:
                 table = table.append_column(name, pa.array([value] * table.num_rows, pa.string()))
         yield table
+
+
+def _sliced(batches: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """The batches cut to at most `rows` rows: what one transaction of an import holds."""
+    for batch in batches:
+        for start in range(0, batch.num_rows, rows):
+            yield batch.slice(start, rows)
 
 
 def _csv(path: Path, encoding: str, rejects: list[Reject]) -> Iterator[pa.Table]:
@@ -215,7 +222,7 @@ def _jsonl(path: Path, encoding: str, rejects: list[Reject]) -> Iterator[pa.Tabl
             rows.append(row)
             lines.append(number)
             names.update(dict.fromkeys(row))
-            if len(rows) >= JSON_LINES_PER_BATCH:
+            if len(rows) >= JSON_LINES_PER_BATCH:  # cut again to the import's batch size
                 yield _json_table(rows, lines, list(names))
                 rows, lines = [], []
     if rows:

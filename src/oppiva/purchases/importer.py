@@ -220,6 +220,7 @@ class ReceiptImport:
         self.duck.execute("SET memory_limit = '1GB'")
         self._normal: dict[tuple[str, str], NormalIdentity | str] = {}
         self._digests: dict[tuple[str, str], str] = {}
+        self._outlet_codes: dict[int, str] = {}
 
     def run(self) -> ImportSummary:
         started = time.perf_counter()
@@ -291,7 +292,11 @@ class ReceiptImport:
         self.duck.register(
             "products", bulk.arrow("SELECT sku, id, cost_cents, price_cents FROM product")
         )
-        self.duck.register("outlets", bulk.arrow("SELECT code, id FROM outlet"))
+        outlets = bulk.arrow("SELECT code, id FROM outlet")
+        self.duck.register("outlets", outlets)
+        self._outlet_codes = dict(
+            zip(outlets.column("id").to_pylist(), outlets.column("code").to_pylist(), strict=True)
+        )
 
     def _create_missing_products(self, bulk: BulkConnection, table: pa.Table) -> None:
         if self.settings.unknown_sku != "create":
@@ -787,7 +792,7 @@ class ReceiptImport:
                 "source": src,
                 "external_id": rid,
                 "purchased_at": head["ts"],
-                "store": self._outlet_code(head["outlet_id"]),
+                "store": self._outlet_codes[head["outlet_id"]],
                 "currency": self.settings.currency,
                 "identifiers": [
                     {
@@ -831,10 +836,6 @@ class ReceiptImport:
             self.summary.lines += len(rows)
         else:
             self.summary.already += 1
-
-    def _outlet_code(self, outlet_id: int) -> str:
-        row = self.duck.execute("SELECT code FROM outlets WHERE id = ?", [outlet_id]).fetchone()
-        return str(row[0]) if row else ""
 
 
 def import_receipts(store: Store, path: Path, **options: Any) -> ImportSummary:
