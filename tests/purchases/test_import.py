@@ -401,3 +401,23 @@ def test_receipts_that_link_two_customers_take_the_full_rules_between_batches(db
         )  # the profile folded in
         assert both.import_file is not None and len(both.lines) == 1
     assert import_receipts(db, tmp_path / "link.csv", batch_rows=100).new == 0
+
+
+def test_a_return_of_a_receipt_on_the_single_receipt_road_keeps_its_reference(db, tmp_path):
+    card, email = "6012000077778888", "anon@example.fi"
+    rows = [
+        row("X", card=card),
+        row("Y", email=email),
+        row("O1", sku="BREAD", price="2.49", card=card, email=email),  # ties two profiles: a merge
+        row("R1", sku="BREAD", qty="-1", price="2.49", returns_receipt_id="O1"),
+    ]
+    summary = import_receipts(db, write_csv(tmp_path / "ret.csv", rows), batch_rows=2)
+    assert (summary.new, summary.rejected_rows) == (4, 0)
+    with db.transaction() as s:
+        original = s.scalar(select(Receipt).where(Receipt.external_id == "O1"))
+        back = s.scalar(select(Receipt).where(Receipt.external_id == "R1"))
+        assert back.lines[0].returns_receipt_id == original.id
+        assert (
+            s.scalar(select(Receipt.customer_id).where(Receipt.external_id == "X"))
+            == original.customer_id
+        )

@@ -181,6 +181,22 @@ class _Batch:
     receipts: pa.Table
     lines: pa.Table
     rejects: list[Reject]
+    rows: pa.Table  # the good rows as read, for rejects found later (in the database)
+
+    def reject(self, src: str, rid: str, column: str, reason: str) -> None:
+        """Refuse a whole receipt: its first row says why, the others point at it."""
+        mine = self.rows.filter(
+            pc.and_(pc.equal(self.rows.column("src"), src), pc.equal(self.rows.column("rid"), rid))
+        )
+        columns = [c for c in RECEIPT_COLUMNS if c in mine.column_names]
+        lines = mine.column(LINE).to_pylist()
+        for i, line in enumerate(lines):
+            why = (
+                (column, reason)
+                if i == 0
+                else ("", f"another line of this receipt was refused (line {lines[0]})")
+            )
+            self.rejects.append(Reject(line, why[0], why[1], row_text(mine, columns, i)))
 
 
 class ReceiptImport:
@@ -395,7 +411,7 @@ class ReceiptImport:
               CAST(sum(coalesce(round(t * 100), round(q * p * 100) - round(d * 100))) AS BIGINT) AS total_cents
             FROM good GROUP BY src, rid ORDER BY first_line
         """).to_arrow_table()
-        return _Batch(receipts, lines, rejects)
+        return _Batch(receipts, lines, rejects, good)
 
     # identification ------------------------------------------------------------------------
 
@@ -433,15 +449,8 @@ class ReceiptImport:
             ):
                 skip.add((src, rid))
                 if file_id == self.file_id and line != first_line:
-                    batch.rejects.extend(
-                        self._reject_receipt(
-                            lines,
-                            src,
-                            rid,
-                            first_line,
-                            "receipt_id",
-                            f"appears twice in this file (first at line {line})",
-                        )
+                    batch.reject(
+                        src, rid, "receipt_id", f"appears twice in this file (first at line {line})"
                     )
                 else:
                     self.summary.already += 1
@@ -465,33 +474,28 @@ class ReceiptImport:
                         strict=True,
                     )
                 )
-                for src, rid, ret, sku, first_line in zip(
+                for src, rid, ret, sku in zip(
                     *(
                         returns.column(c).to_pylist()
-                        for c in (
-                            "source",
-                            "external_id",
-                            "returns_external_id",
-                            "sku",
-                            "first_line",
-                        )
+                        for c in ("source", "external_id", "returns_external_id", "sku")
                     ),
                     strict=True,
                 ):
                     if (src, rid) in skip or (src, ret, sku) in ok or (src, ret, sku) in in_batch:
                         continue
                     skip.add((src, rid))
-                    batch.rejects.extend(
-                        self._reject_receipt(
-                            lines,
-                            src,
-                            rid,
-                            first_line,
-                            "returns_receipt_id",
-                            f"no receipt {ret!r} from {src} with {sku!r} to return",
-                        )
+                    batch.reject(
+                        src,
+                        rid,
+                        "returns_receipt_id",
+                        f"no receipt {ret!r} from {src} with {sku!r} to return",
                     )
             buyers, slow = self._identify(bulk, receipts, skip, batch)
+            # A return of a receipt that takes the single-receipt road waits for it there.
+            returned = returns.select(["source", "external_id", "returns_external_id"]).to_pylist()
+            for r in returned:
+                if (r["source"], r["returns_external_id"]) in slow:
+                    slow.add((r["source"], r["external_id"]))
             keep = [
                 (s, r) not in skip and (s, r) not in slow
                 for s, r in zip(
@@ -506,13 +510,19 @@ class ReceiptImport:
         except BaseException:
             bulk.rollback()
             raise
-        for key in slow:
+        order = dict(
+            zip(
+                zip(
+                    receipts.column("source").to_pylist(),
+                    receipts.column("external_id").to_pylist(),
+                    strict=True,
+                ),
+                receipts.column("first_line").to_pylist(),
+                strict=True,
+            )
+        )
+        for key in sorted(slow, key=order.__getitem__):  # in file order: originals before returns
             self._single(key, receipts, lines, batch)
-
-    def _reject_receipt(
-        self, lines: pa.Table, src: str, rid: str, first_line: int, column: str, reason: str
-    ) -> list[Reject]:
-        return [Reject(first_line, column, reason, f"{src},{rid}")]
 
     def _identify(
         self, bulk: BulkConnection, receipts: pa.Table, skip: set[tuple[str, str]], batch: _Batch
@@ -537,9 +547,7 @@ class ReceiptImport:
                 normal = self._normalise(kind, raw, src)
                 if isinstance(normal, str):
                     skip.add((src, rid))
-                    batch.rejects.append(
-                        Reject(cols["first_line"][i], column, normal, f"{src},{rid}")
-                    )
+                    batch.reject(src, rid, column, normal)
                     found = []
                     break
                 found.append(normal)
@@ -822,14 +830,7 @@ class ReceiptImport:
                     receipt.import_file = self.file_id
                     receipt.import_line = head["first_line"]
         except OppivaError as exc:
-            batch.rejects.append(
-                Reject(
-                    head["first_line"],
-                    getattr(exc, "field", ""),
-                    getattr(exc, "reason", str(exc)),
-                    f"{src},{rid}",
-                )
-            )
+            batch.reject(src, rid, getattr(exc, "field", ""), getattr(exc, "reason", str(exc)))
             return
         if created:
             self.summary.new += 1
