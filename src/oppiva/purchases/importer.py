@@ -510,19 +510,8 @@ class ReceiptImport:
         except BaseException:
             bulk.rollback()
             raise
-        order = dict(
-            zip(
-                zip(
-                    receipts.column("source").to_pylist(),
-                    receipts.column("external_id").to_pylist(),
-                    strict=True,
-                ),
-                receipts.column("first_line").to_pylist(),
-                strict=True,
-            )
-        )
-        for key in sorted(slow, key=order.__getitem__):  # in file order: originals before returns
-            self._single(key, receipts, lines, batch)
+        if slow:
+            self._singles(slow, receipts, lines, batch)
 
     def _identify(
         self, bulk: BulkConnection, receipts: pa.Table, skip: set[tuple[str, str]], batch: _Batch
@@ -780,25 +769,47 @@ class ReceiptImport:
         self.summary.new += receipts.num_rows
         self.summary.lines += lines.num_rows
 
-    def _single(
-        self, key: tuple[str, str], receipts: pa.Table, lines: pa.Table, batch: _Batch
+    def _singles(
+        self, slow: set[tuple[str, str]], receipts: pa.Table, lines: pa.Table, batch: _Batch
     ) -> None:
-        """A receipt whose buyer needs the full rules (a merge, a forgetful customer)."""
-        src, rid = key
-        mask = pc.and_(
-            pc.equal(receipts.column("source"), src), pc.equal(receipts.column("external_id"), rid)
-        )
-        head = receipts.filter(mask).to_pylist()[0]
-        rows = lines.filter(
-            pc.and_(
-                pc.equal(lines.column("source"), src), pc.equal(lines.column("external_id"), rid)
-            )
-        ).to_pylist()
-        skus = rows and [r["sku"] for r in rows]
-        data = ReceiptIn.model_validate(
+        """Receipts whose buyer needs the full rules (a merge, a forgetful customer): one
+        transaction for all, a savepoint each, in file order (originals before returns)."""
+        heads = {
+            (r["source"], r["external_id"]): r
+            for r in receipts.to_pylist()
+            if (r["source"], r["external_id"]) in slow
+        }
+        rows: dict[tuple[str, str], list[dict[str, Any]]] = {key: [] for key in heads}
+        for line in lines.to_pylist():
+            key = (line["source"], line["external_id"])
+            if key in rows:
+                rows[key].append(line)
+        with self.store.transaction() as session:
+            for key in sorted(heads, key=lambda k: heads[k]["first_line"]):
+                head = heads[key]
+                try:
+                    with session.begin_nested():
+                        receipt, created = service.record_receipt(
+                            session, self._receipt_in(head, rows[key])
+                        )
+                        if created:
+                            receipt.import_file = self.file_id
+                            receipt.import_line = head["first_line"]
+                except OppivaError as exc:
+                    batch.reject(*key, getattr(exc, "field", ""), getattr(exc, "reason", str(exc)))
+                    continue
+                if created:
+                    self.summary.new += 1
+                    self.summary.lines += len(rows[key])
+                else:
+                    self.summary.already += 1
+
+    def _receipt_in(self, head: dict[str, Any], rows: list[dict[str, Any]]) -> ReceiptIn:
+        src = head["source"]
+        return ReceiptIn.model_validate(
             {
                 "source": src,
-                "external_id": rid,
+                "external_id": head["external_id"],
                 "purchased_at": head["ts"],
                 "store": self._outlet_codes[head["outlet_id"]],
                 "currency": self.settings.currency,
@@ -812,31 +823,17 @@ class ReceiptImport:
                 ],
                 "lines": [
                     {
-                        "sku": sku,
+                        "sku": r["sku"],
                         "quantity": Decimal(str(r["quantity"])),
                         "unit_price": Decimal(r["unit_price_cents"]) / 100,
                         "discount": Decimal(r["discount_cents"]) / 100,
                         "line_total": Decimal(r["line_total_cents"]) / 100,
                         "returns_receipt_id": r["returns_external_id"],
                     }
-                    for r, sku in zip(rows, skus, strict=True)
+                    for r in rows
                 ],
             }
         )
-        try:
-            with self.store.transaction() as session:
-                receipt, created = service.record_receipt(session, data)
-                if created:
-                    receipt.import_file = self.file_id
-                    receipt.import_line = head["first_line"]
-        except OppivaError as exc:
-            batch.reject(src, rid, getattr(exc, "field", ""), getattr(exc, "reason", str(exc)))
-            return
-        if created:
-            self.summary.new += 1
-            self.summary.lines += len(rows)
-        else:
-            self.summary.already += 1
 
 
 def import_receipts(store: Store, path: Path, **options: Any) -> ImportSummary:
