@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from oppiva.bulk.files import LINE, Reject, row_text
+from oppiva.bulk.files import LINE, Reject, RejectsWriter, row_text
 from oppiva.errors import InvalidInput
 
 Progress = Callable[[int], None]
@@ -33,6 +34,14 @@ class ImportSummary:
     rejects_path: Path | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+
+    def finish(self, rejects: RejectsWriter, started: float) -> ImportSummary:
+        """Close the books: the rejects counted (no file when none), the time taken."""
+        self.rejected_rows = rejects.count
+        if not rejects.count:
+            self.rejects_path = None
+        self.seconds = time.perf_counter() - started
+        return self
 
     @property
     def rows_per_s(self) -> float:

@@ -115,7 +115,7 @@ def read_batches(
     rejects: list[Reject],
     *,
     encoding: str | None = None,
-    rows_per_batch: int = 200_000,
+    rows_per_batch: int = 100_000,
 ) -> Iterator[pa.Table]:
     """String batches of the file with our column names and a `_line` column; malformed rows
     go to `rejects` as they are met."""

@@ -197,11 +197,7 @@ def import_customers(
     finally:
         writer.close()
         bulk.close()
-    summary.rejected_rows = writer.count
-    if not writer.count:
-        summary.rejects_path = None
-    summary.seconds = time.perf_counter() - started
-    return summary
+    return summary.finish(writer, started)
 
 
 def _store_members(

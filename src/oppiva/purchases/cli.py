@@ -122,7 +122,7 @@ def receipts(
     batch_rows: Annotated[
         int,
         typer.Option(min=100, max=5_000_000, help="Rows per transaction (memory grows with it)."),
-    ] = 200_000,
+    ] = 100_000,
 ) -> None:
     """Import receipts (one row per line); re-importing a file adds nothing."""
     if (file is None) == (dataset is None):

@@ -211,7 +211,7 @@ class ReceiptImport:
         mapping: Mapping | None = None,
         rejects_path: Path | None = None,
         encoding: str | None = None,
-        batch_rows: int = 200_000,
+        batch_rows: int = 100_000,
         default_source: str = "import",
         progress: Progress | None = None,
     ) -> None:
@@ -269,11 +269,7 @@ class ReceiptImport:
             writer.close()
             bulk.close()
             self.duck.close()
-        self.summary.rejected_rows = writer.count
-        if not writer.count:
-            self.summary.rejects_path = None
-        self.summary.seconds = time.perf_counter() - started
-        return self.summary
+        return self.summary.finish(writer, started)
 
     # reading -----------------------------------------------------------------------------
 
@@ -774,16 +770,22 @@ class ReceiptImport:
     ) -> None:
         """Receipts whose buyer needs the full rules (a merge, a forgetful customer): one
         transaction for all, a savepoint each, in file order (originals before returns)."""
-        heads = {
-            (r["source"], r["external_id"]): r
-            for r in receipts.to_pylist()
-            if (r["source"], r["external_id"]) in slow
-        }
+        wanted = pa.array(["\x1f".join(k) for k in slow])
+
+        def only_slow(table: pa.Table) -> list[dict[str, Any]]:
+            """The table's rows of these receipts only, as Python objects (they are few)."""
+            keys = pc.binary_join_element_wise(
+                table.column("source"), table.column("external_id"), "\x1f"
+            )
+            picked: list[dict[str, Any]] = table.filter(
+                pc.is_in(keys, value_set=wanted)
+            ).to_pylist()
+            return picked
+
+        heads = {(r["source"], r["external_id"]): r for r in only_slow(receipts)}
         rows: dict[tuple[str, str], list[dict[str, Any]]] = {key: [] for key in heads}
-        for line in lines.to_pylist():
-            key = (line["source"], line["external_id"])
-            if key in rows:
-                rows[key].append(line)
+        for line in only_slow(lines):
+            rows[(line["source"], line["external_id"])].append(line)
         with self.store.transaction() as session:
             for key in sorted(heads, key=lambda k: heads[k]["first_line"]):
                 head = heads[key]
@@ -1011,11 +1013,7 @@ def _import_catalogue(
         writer.close()
         bulk.close()
         duck.close()
-    summary.rejected_rows = writer.count
-    if not writer.count:
-        summary.rejects_path = None
-    summary.seconds = time.perf_counter() - started
-    return summary
+    return summary.finish(writer, started)
 
 
 def import_products(store: Store, path: Path, **options: Any) -> ImportSummary:
