@@ -73,18 +73,22 @@ def header(path: Path) -> list[str]:
     return path.open().readline().strip().split(",")
 
 
-def run_sqlite(folder: Path, receipts: Path, lines: int, env: dict[str, str]) -> None:
-    url = f"sqlite:///{folder / 'bench.db'}"
-    subprocess.run(
-        [OPPIVA, "--database", url, "init"], env=env, check=True, stdout=subprocess.DEVNULL
-    )
+def prepare(url: str, folder: Path, env: dict[str, str]) -> None:
+    """A new store with the simulated stores and products, ready for the receipts."""
+    oppiva = [OPPIVA, "--database", url]
+    subprocess.run([*oppiva, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
     for kind, name in (("stores", "stores.csv"), ("products", "products.csv")):
         subprocess.run(
-            [OPPIVA, "--database", url, "import", kind, str(folder / name)],
+            [*oppiva, "import", kind, str(folder / name)],
             env=env,
             check=True,
             stdout=subprocess.DEVNULL,
         )
+
+
+def run_sqlite(folder: Path, receipts: Path, lines: int, env: dict[str, str]) -> None:
+    url = f"sqlite:///{folder / 'bench.db'}"
+    prepare(url, folder, env)
     seconds, peak = child([OPPIVA, "--database", url, "import", "receipts", str(receipts)], env)
     bare = folder / "bare.db"
     columns = ", ".join(f'"{c}" TEXT' for c in header(receipts))
@@ -111,16 +115,7 @@ def run_postgres(folder: Path, receipts: Path, lines: int, env: dict[str, str]) 
     url = make_url(POSTGRES_URL).set(database=name)
     try:
         db = url.render_as_string(hide_password=False)
-        subprocess.run(
-            [OPPIVA, "--database", db, "init"], env=env, check=True, stdout=subprocess.DEVNULL
-        )
-        for kind, file in (("stores", "stores.csv"), ("products", "products.csv")):
-            subprocess.run(
-                [OPPIVA, "--database", db, "import", kind, str(folder / file)],
-                env=env,
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
+        prepare(db, folder, env)
         seconds, peak = child([OPPIVA, "--database", db, "import", "receipts", str(receipts)], env)
         plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
         columns = ", ".join(f'"{c}" text' for c in header(receipts))
