@@ -1,0 +1,1 @@
+"""Segments: the criteria language, RFM, relationship classes, clusters, life-cycle stages."""
