@@ -52,6 +52,22 @@ class Settings(BaseSettings):
     unknown_sku: str = "reject"
     """What a receipt line with an unknown sku does: `reject` it, or `create` the product."""
 
+    timezone: str = "Europe/Helsinki"
+    """The business's time zone: the analysis counts days, weekdays and hours in it."""
+
+    class_key: str = "visits_365d >= 40 and spend_365d >= 2000"
+    """Criteria of a key customer (the default: a grocery's weekly big spender)."""
+
+    class_regular: str = "visits_365d >= 12 and spend_365d >= 300"
+    """Criteria of a regular customer, checked after key; anyone else who bought is occasional."""
+
+    action_end: str = "margin_365d < 0 or return_rate_365d > 0.3"
+    """Criteria of an unprofitable relationship: to change or end (others: keep key customers,
+    develop the rest)."""
+
+    quiet_share: float = 0.5
+    """An open hour is quiet when its traffic is under this share of the store's mean hour."""
+
     login_failures_per_account: int = 5
     login_failures_per_address: int = 20
     login_failure_window_minutes: int = 15

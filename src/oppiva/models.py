@@ -1,8 +1,10 @@
 """Every domain's tables, imported once so that the metadata (and Alembic) sees them all."""
 
 from oppiva.access import models as access
+from oppiva.analytics import models as analytics
 from oppiva.customers import models as customers
 from oppiva.privacy import models as privacy
 from oppiva.purchases import models as purchases
+from oppiva.segments import models as segments
 
-__all__ = ["access", "customers", "privacy", "purchases"]
+__all__ = ["access", "analytics", "customers", "privacy", "purchases", "segments"]

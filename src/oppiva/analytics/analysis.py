@@ -1,0 +1,461 @@
+"""`oppiva analyze`: store -> Parquet -> engine (features, segmentation) -> store.
+
+Stages: read the store, compute the features, score RFM, classes and life-cycle stages,
+evaluate the saved segments, fit the lifestyle clusters, find the quiet hours, record what
+changed, write back. Everything is written in one transaction at the end, stamped `as_of`;
+a second run for the same date replaces the first.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from oppiva.analytics.catalogue import FEATURES
+from oppiva.analytics.engine import Engine, EngineKind, open_engine
+from oppiva.analytics.features import (
+    Sources,
+    customer_features,
+    day_number,
+    purchase_lines,
+    share_column,
+)
+from oppiva.analytics.quiet import quiet_audience, quiet_slots
+from oppiva.analytics.scope import EngineScope
+from oppiva.analytics.transfer import Query, Write, dump, load
+from oppiva.config import Settings, get_settings
+from oppiva.db import utcnow
+from oppiva.errors import InvalidInput
+from oppiva.segments import rules
+from oppiva.segments.criteria import Criteria, to_ibis, validate
+
+STAGES = (
+    "reading the store",
+    "customer features",
+    "RFM, classes, stages, segments",
+    "lifestyle clusters",
+    "quiet hours",
+    "history",
+    "writing the results",
+)
+
+Progress = Callable[[str], None]
+
+
+def queries(timezone: str, as_of: date) -> list[Query]:
+    """What the analysis reads from the store (merged and erased customers left out)."""
+    return [
+        Query(
+            "receipts",
+            "SELECT id, customer_id, outlet_id, purchased_at, total_cents FROM receipt",
+            timestamps=("purchased_at",),
+            local="purchased_at",
+            timezone=timezone,
+        ),
+        Query(
+            "lines",
+            "SELECT receipt_id, product_id, quantity, line_total_cents, cost_cents FROM receipt_line",
+        ),
+        Query("products", "SELECT id, sku, department, product_group, subgroup FROM product"),
+        Query("outlets", "SELECT id, code, kind FROM outlet"),
+        Query(
+            "customers",
+            "SELECT id FROM customer WHERE merged_into_id IS NULL AND erased_at IS NULL",
+        ),
+        Query(
+            "open_history",
+            # the state before any earlier run for the same date, which this run replaces
+            "SELECT id, customer_id, dimension, value, valid_from FROM segment_history "
+            f"WHERE valid_from < '{as_of.isoformat()}' "
+            f"AND (valid_to IS NULL OR valid_to = '{as_of.isoformat()}')",
+            dates=("valid_from",),
+        ),
+        Query("segments", "SELECT id, key, criteria FROM segment"),
+        Query("clusters", "SELECT id, name, model FROM lifestyle_cluster"),
+        Query("runs", "SELECT max(as_of) AS as_of FROM analysis_run", dates=("as_of",)),
+    ]
+
+
+@dataclass(slots=True)
+class Report:
+    """What a run did, for the command's summary and the `analysis_run` row."""
+
+    as_of: date
+    engine: str
+    customers: int = 0
+    classes: dict[str, int] = field(default_factory=dict)
+    stages: dict[str, int] = field(default_factory=dict)
+    segments: dict[str, int] = field(default_factory=dict)
+    clusters: list[dict[str, Any]] = field(default_factory=list)
+    quiet_slots: int = 0
+    changes: int = 0
+    seconds: float = 0.0
+
+    def detail(self) -> dict[str, Any]:
+        return {
+            "classes": self.classes,
+            "stages": self.stages,
+            "segments": self.segments,
+            "clusters": [{k: c[k] for k in ("id", "name", "size")} for c in self.clusters],
+            "quiet_slots": self.quiet_slots,
+            "changes": self.changes,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def analyze(
+    url: str,
+    *,
+    as_of: date | None = None,
+    engine: EngineKind | str = EngineKind.DUCKDB,
+    master: str | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+    work_dir: Path | None = None,
+) -> Report:
+    """Run every stage on the store at `url` and write the results back."""
+    settings = settings or get_settings()
+    step: Progress = progress or (lambda _stage: None)
+    rules_ = _class_rules(settings)
+    started = utcnow()
+    with tempfile.TemporaryDirectory(prefix="oppiva-analyze-", dir=work_dir) as tmp:
+        folder = Path(tmp)
+        step(STAGES[0])
+        as_of = as_of or datetime.now().date()
+        files = dump(url, queries(settings.timezone, as_of), folder / "in")
+        latest = pq.read_table(files["runs"]).column("as_of")[0].as_py()
+        if latest is not None and as_of < latest:
+            raise InvalidInput(
+                "as_of", f"{as_of} is before the latest analysis ({latest}); history runs forward"
+            )
+        report = Report(as_of=as_of, engine=str(EngineKind(engine)))
+        eng = open_engine(engine, master=master, work_dir=folder)
+        try:
+            outputs = _compute(eng, files, folder, as_of, settings, rules_, report, step)
+        finally:
+            eng.close()
+        step(STAGES[5])
+        writes = _history_writes(files, outputs, folder, as_of, report)
+        step(STAGES[6])
+        report.seconds = (utcnow() - started).total_seconds()
+        writes.append(_run_row(folder, report, started))
+        load(url, [*outputs.writes, *writes])
+    return report
+
+
+@dataclass(slots=True)
+class _Outputs:
+    features: Path
+    memberships: Path
+    writes: list[Write]
+
+
+def _class_rules(settings: Settings) -> dict[str, Criteria]:
+    parsed = {}
+    for name in ("class_key", "class_regular", "action_end"):
+        try:
+            parsed[name] = validate(getattr(settings, name))
+        except InvalidInput as exc:
+            raise InvalidInput(f"OPPIVA_{name.upper()}", exc.reason) from None
+    return parsed
+
+
+def _compute(
+    eng: Engine,
+    files: dict[str, Path],
+    folder: Path,
+    as_of: date,
+    settings: Settings,
+    class_rules: dict[str, Criteria],
+    report: Report,
+    step: Progress,
+) -> _Outputs:
+    read = {name: eng.read(name, path) for name, path in files.items()}
+    src = Sources(
+        read["receipts"], read["lines"], read["products"], read["outlets"], read["customers"]
+    )
+    departments = sorted(
+        str(d)
+        for d in pq.read_table(files["products"], columns=["department"])
+        .column(0)
+        .unique()
+        .to_pylist()
+    )
+    step(STAGES[1])
+    live = src.customers.select(customer_id=src.customers.id)
+    features = customer_features(src, as_of, departments).join(live, "customer_id")
+    raw = folder / "features_raw.parquet"
+    eng.write(features, raw)
+
+    step(STAGES[2])
+    table = eng.read("features", raw)
+    lines = purchase_lines(src, as_of)
+    gaps = pq.read_table(raw, columns=["mean_interpurchase_days"]).column(0).drop_null()
+    population_gap = float(np.median(gaps.to_numpy())) if len(gaps) else 30.0
+    segments = pq.read_table(files["segments"]).to_pylist()
+    criteria = {**class_rules, **{s["key"]: _saved(s) for s in segments}}
+    scope = EngineScope(table, lines, as_of)
+    for parsed in criteria.values():
+        scope.prepare(list(parsed.calls()))
+    t = scope.table
+    t = rules.rfm(t)
+    t = rules.relationship(
+        t,
+        to_ibis(criteria["class_key"], scope),
+        to_ibis(criteria["class_regular"], scope),
+        to_ibis(criteria["action_end"], scope),
+    )
+    previous = read["open_history"]
+    stage_rows = previous.filter(previous.dimension == "stage").select(
+        customer_id=previous.customer_id,
+        prev_stage=previous.value,
+        prev_since=previous.valid_from_day,
+    )
+    t = t.left_join(stage_rows, "customer_id").drop("customer_id_right")
+    t = rules.lifecycle(t, population_gap, day_number(as_of))
+    flags = {
+        f"seg__{s['key']}": to_ibis(criteria[s["key"]], scope).fill_null(False) for s in segments
+    }
+    t = t.mutate(**flags) if flags else t
+    scored = folder / "features_scored.parquet"
+    eng.write(t.drop("prev_stage", "prev_since"), scored)
+    return _finish(
+        eng, src, files, folder, scored, departments, segments, as_of, settings, report, step
+    )
+
+
+def _saved(segment: dict[str, Any]) -> Criteria:
+    try:
+        return validate(segment["criteria"])
+    except InvalidInput as exc:
+        raise InvalidInput(f"segment {segment['key']}", exc.reason) from None
+
+
+FEATURE_COLUMNS = [name for name in FEATURES if name not in ("first_purchase", "last_purchase")]
+SEGMENT_COLUMNS = [
+    "rfm_r",
+    "rfm_f",
+    "rfm_m",
+    "rfm_segment",
+    "relationship_class",
+    "relationship_action",
+    "lifestyle_cluster",
+    "lifecycle_stage",
+]
+# The history's dimensions: the column each one follows.
+DIMENSIONS = {
+    "class": "relationship_class",
+    "action": "relationship_action",
+    "rfm": "rfm_segment",
+    "cluster": "lifestyle_cluster",
+    "stage": "lifecycle_stage",
+}
+
+
+def _finish(
+    eng: Engine,
+    src: Sources,
+    files: dict[str, Path],
+    folder: Path,
+    scored: Path,
+    departments: list[str],
+    segments: list[dict[str, Any]],
+    as_of: date,
+    settings: Settings,
+    report: Report,
+    step: Progress,
+) -> _Outputs:
+    step(STAGES[3])
+    clusters = _clusters(files, scored, departments, as_of, report)
+    step(STAGES[4])
+    slots = quiet_slots(src.receipts, src.outlets, as_of, settings.quiet_share)
+    slots_path = folder / "quiet_slots.parquet"
+    eng.write(slots, slots_path)
+    audience_path = folder / "quiet_audience.parquet"
+    eng.write(quiet_audience(src.receipts, eng.read("slots", slots_path), as_of), audience_path)
+
+    db = duckdb.connect()
+    day = f"DATE '{as_of.isoformat()}'"
+    db.execute(
+        f"CREATE TABLE f AS SELECT s.*, c.cluster AS lifestyle_cluster FROM read_parquet('{scored}') s "
+        f"LEFT JOIN read_parquet('{clusters}') c USING (customer_id)"
+    )
+    shares = (
+        " UNION ALL ".join(
+            f"SELECT customer_id, {_quote(d)} AS k, {share_column(d)} AS v FROM f"
+            for d in departments
+        )
+        or "SELECT NULL::BIGINT AS customer_id, NULL AS k, NULL::DOUBLE AS v WHERE false"
+    )
+    features_path = folder / "customer_feature.parquet"
+    db.execute(
+        f"""COPY (
+            SELECT f.customer_id, {day} AS as_of,
+                   DATE '1970-01-01' + f.first_day::INTEGER AS first_purchase,
+                   DATE '1970-01-01' + f.last_day::INTEGER AS last_purchase,
+                   {", ".join(f"f.{c}" for c in FEATURE_COLUMNS)},
+                   j.shares AS department_shares,
+                   {", ".join(f"f.{c}" for c in SEGMENT_COLUMNS)}
+            FROM f LEFT JOIN (
+                SELECT customer_id, json_group_object(k, round(v, 4))::VARCHAR AS shares
+                FROM ({shares}) WHERE v > 0 GROUP BY customer_id
+            ) j USING (customer_id)
+            ORDER BY f.customer_id
+        ) TO '{features_path}' (FORMAT parquet)"""
+    )
+    ids = {s["key"]: s["id"] for s in segments}
+    members_path = folder / "segment_member.parquet"
+    member_rows = (
+        " UNION ALL ".join(
+            f"SELECT {ids[key]}::INTEGER AS segment_id, customer_id, {day} AS as_of FROM f "
+            f'WHERE "seg__{key}"'
+            for key in ids
+        )
+        or f"SELECT NULL::INTEGER AS segment_id, NULL::BIGINT AS customer_id, {day} AS as_of WHERE false"
+    )
+    db.execute(f"COPY ({member_rows}) TO '{members_path}' (FORMAT parquet)")
+    slots_out = folder / "quiet_slot.parquet"
+    db.execute(
+        f"COPY (SELECT outlet_id, weekday::INTEGER AS weekday, hour::INTEGER AS hour, {day} AS as_of, "
+        f"visits_per_week, sales_per_week, quiet FROM read_parquet('{slots_path}')) "
+        f"TO '{slots_out}' (FORMAT parquet)"
+    )
+    audience_out = folder / "quiet_audience.parquet.out"
+    db.execute(
+        f"COPY (SELECT outlet_id, customer_id, {day} AS as_of, rank::INTEGER AS rank, score, "
+        f"quiet_visits::INTEGER AS quiet_visits FROM read_parquet('{audience_path}')) "
+        f"TO '{audience_out}' (FORMAT parquet)"
+    )
+    report.customers = db.execute("SELECT count(*) FROM f").fetchone()[0]  # type: ignore[index]
+    report.classes = _counts(db, "relationship_class")
+    report.stages = _counts(db, "lifecycle_stage")
+    report.segments = {
+        key: db.execute(f'SELECT count(*) FROM f WHERE "seg__{key}"').fetchone()[0]  # type: ignore[index]
+        for key in ids
+    }
+    report.quiet_slots = db.execute(
+        f"SELECT count(*) FROM read_parquet('{slots_path}') WHERE quiet"
+    ).fetchone()[0]  # type: ignore[index]
+    db.close()
+    return _Outputs(
+        features=features_path,
+        memberships=members_path,
+        writes=[
+            Write("customer_feature", features_path, before=["DELETE FROM customer_feature"]),
+            Write("segment_member", members_path, before=["DELETE FROM segment_member"]),
+            Write("quiet_slot", slots_out, before=["DELETE FROM quiet_slot"]),
+            Write("quiet_audience", audience_out, before=["DELETE FROM quiet_audience"]),
+            Write(
+                "lifestyle_cluster",
+                folder / "lifestyle_cluster.parquet",
+                before=["DELETE FROM lifestyle_cluster"],
+            ),
+        ],
+    )
+
+
+def _counts(db: duckdb.DuckDBPyConnection, column: str) -> dict[str, int]:
+    rows = db.execute(
+        f"SELECT {column}, count(*) FROM f WHERE {column} IS NOT NULL GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    return {str(k): int(n) for k, n in rows}
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _history_writes(
+    files: dict[str, Path], outputs: _Outputs, folder: Path, as_of: date, report: Report
+) -> list[Write]:
+    """Close what changed and open what is new: the history runs from date to date."""
+    db = duckdb.connect()
+    state = " UNION ALL ".join(
+        f"SELECT customer_id, '{dimension}' AS dimension, {column}::VARCHAR AS value "
+        f"FROM read_parquet('{outputs.features}') WHERE {column} IS NOT NULL"
+        for dimension, column in DIMENSIONS.items()
+    )
+    state += (
+        " UNION ALL SELECT m.customer_id, 'segment:' || s.key, 'member' "
+        f"FROM read_parquet('{outputs.memberships}') m "
+        f"JOIN read_parquet('{files['segments']}') s ON s.id = m.segment_id"
+    )
+    db.execute(f"CREATE TABLE new AS {state}")
+    db.execute(f"CREATE TABLE old AS SELECT * FROM read_parquet('{files['open_history']}')")
+    closing = folder / "history_close.parquet"
+    opening = folder / "history_open.parquet"
+    db.execute(
+        "COPY (SELECT o.id FROM old o LEFT JOIN new n USING (customer_id, dimension) "
+        f"WHERE n.value IS DISTINCT FROM o.value) TO '{closing}' (FORMAT parquet)"
+    )
+    day = as_of.isoformat()
+    db.execute(
+        f"COPY (SELECT n.customer_id, n.dimension, n.value, DATE '{day}' AS valid_from "
+        "FROM new n LEFT JOIN old o USING (customer_id, dimension) "
+        f"WHERE o.value IS DISTINCT FROM n.value) TO '{opening}' (FORMAT parquet)"
+    )
+    report.changes = db.execute(f"SELECT count(*) FROM read_parquet('{opening}')").fetchone()[0]  # type: ignore[index]
+    db.close()
+    return [
+        Write(
+            "segment_history",
+            closing,
+            staged="oppiva_history_close",
+            before=[
+                f"DELETE FROM segment_history WHERE valid_from = '{day}'",
+                f"UPDATE segment_history SET valid_to = NULL WHERE valid_to = '{day}'",
+            ],
+            after=[
+                f"UPDATE segment_history SET valid_to = '{day}' "
+                "WHERE id IN (SELECT id FROM oppiva_history_close)",
+                "DROP TABLE oppiva_history_close",
+            ],
+        ),
+        Write("segment_history", opening),
+    ]
+
+
+def _run_row(folder: Path, report: Report, started: datetime) -> Write:
+    path = folder / "analysis_run.parquet"
+    row = {
+        "as_of": report.as_of,
+        "engine": report.engine,
+        "started_at": started.replace(tzinfo=None),
+        "finished_at": utcnow().replace(tzinfo=None),
+        "customers": report.customers,
+        "detail": json.dumps(report.detail()),
+    }
+    pq.write_table(pa.Table.from_pylist([row]), path)
+    return Write("analysis_run", path)
+
+
+def _clusters(
+    files: dict[str, Path], scored: Path, departments: list[str], as_of: date, report: Report
+) -> Path:
+    """Fit the lifestyle clusters on the year's buyers; (customer_id, cluster) to Parquet and
+    the clusters themselves to lifestyle_cluster.parquet."""
+    from oppiva.segments.clusters import fit_clusters
+
+    shares = [share_column(d) for d in departments]
+    behaviour = ["visits_365d", "avg_basket_365d", "mean_interpurchase_days", "return_rate_365d"]
+    table = pq.read_table(scored, columns=["customer_id", "visits_365d", *shares, *behaviour[1:]])
+    table = table.filter(pc.greater(table.column("visits_365d"), 0))
+    folder = scored.parent
+    previous = pq.read_table(files["clusters"]).to_pylist()
+    result = fit_clusters(table, shares, behaviour, previous=previous or None)
+    assigned = folder / "clusters.parquet"
+    pq.write_table(result.assignments(), assigned)
+    pq.write_table(result.store_rows(as_of), folder / "lifestyle_cluster.parquet")
+    report.clusters = result.summary()
+    return assigned

@@ -1,0 +1,245 @@
+"""Customer features as Ibis expressions: one definition for DuckDB and Spark.
+
+Dates travel as integer day numbers of the local calendar (`transfer` adds them), money as
+integer cents until the last step, so both engines compute the very same numbers. The
+features are named and described in `catalogue`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date
+
+import ibis
+import ibis.expr.types as ir
+
+EPOCH = date(1970, 1, 1)
+WINDOWS = (30, 90, 365)
+
+
+def day_number(day: date) -> int:
+    return (day - EPOCH).days
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """The store's tables as the engine sees them (see `analysis.QUERIES` for the columns)."""
+
+    receipts: ir.Table
+    lines: ir.Table
+    products: ir.Table
+    outlets: ir.Table
+    customers: ir.Table
+
+
+def purchase_lines(src: Sources, as_of: date) -> ir.Table:
+    """Every line of an identified customer up to `as_of`, with its product and its receipt."""
+    r, line, p = src.receipts, src.lines, src.products
+    receipts = r.filter(r.customer_id.notnull(), r.day <= day_number(as_of))
+    joined = line.join(receipts, line.receipt_id == receipts.id).join(p, line.product_id == p.id)
+    return joined.select(
+        receipt_id=line.receipt_id,
+        customer_id=receipts.customer_id,
+        outlet_id=receipts.outlet_id,
+        day=receipts.day,
+        month=receipts.month,
+        quantity=line.quantity,
+        total=line.line_total_cents,
+        cost=line.cost_cents,
+        department=p.department,
+        product_group=p.product_group,
+        subgroup=p.subgroup,
+        age=day_number(as_of) - receipts.day,
+    )
+
+
+def visits(src: Sources, lines: ir.Table) -> ir.Table:
+    """One row per receipt: bought, returned and net cents, and whether it was a visit."""
+    r = src.receipts
+    per_receipt = lines.group_by(["receipt_id", "customer_id", "outlet_id", "day", "age"]).agg(
+        bought=lines.total.sum(where=lines.quantity > 0).coalesce(0),
+        returned=(-lines.total).sum(where=lines.quantity < 0).coalesce(0),
+        net=lines.total.sum(),
+        units=lines.quantity.sum(),
+        is_visit=(lines.quantity > 0).any(),
+    )
+    clock = r.select(receipt_id=r.id, weekday=r.weekday, hour=r.hour)
+    o = src.outlets.select(
+        outlet_id=src.outlets.id, outlet_code=src.outlets.code, kind=src.outlets.kind
+    )
+    return per_receipt.join(clock, "receipt_id").join(o, "outlet_id")
+
+
+def _top(table: ir.Table, key: str, weight: ir.NumericValue, name: str) -> ir.Table:
+    """Each customer's `key` with the largest `weight` (ties: the smallest key)."""
+    counted = table.group_by(["customer_id", key]).agg(weight=weight)
+    ranked = counted.mutate(
+        rank=ibis.row_number().over(
+            group_by=counted.customer_id, order_by=[ibis.desc(counted.weight), counted[key]]
+        )
+    )
+    return ranked.filter(ranked["rank"] == 0).select("customer_id", **{name: ranked[key]})
+
+
+def _money(cents: ir.NumericValue) -> ir.FloatingValue:
+    return cents.cast("float64") / 100.0
+
+
+def _ratio(numerator: ir.NumericValue, denominator: ir.NumericValue) -> ir.FloatingValue:
+    """numerator / denominator, null when the denominator is not positive."""
+    return ibis.ifelse(
+        denominator > 0, numerator.cast("float64") / denominator.cast("float64"), ibis.null()
+    )
+
+
+def share_column(department: str) -> str:
+    """The column holding a department's share: `share__`, the name in lower snake case and
+    a short digest, so that "Fresh food" and "fresh-food" stay apart."""
+    slug = re.sub(r"[^0-9a-z]+", "_", department.lower()).strip("_")[:40]
+    digest = hashlib.blake2s(department.encode(), digest_size=3).hexdigest()
+    return f"share__{slug}_{digest}"
+
+
+def customer_features(src: Sources, as_of: date, departments: list[str]) -> ir.Table:
+    """The catalogue's features for every customer with a purchase up to `as_of`, plus one
+    `share__<department>` column per department (share of the 365-day spend)."""
+    lines = purchase_lines(src, as_of)
+    v = visits(src, lines)
+    in_window = {d: v.age < d for d in WINDOWS}
+    base = v.group_by("customer_id").agg(
+        first_day=v.day.min(where=v.is_visit),
+        last_day=v.day.max(where=v.is_visit),
+        visits_total=v.is_visit.sum().cast("int64"),
+        **{f"visits_{d}d": (v.is_visit & in_window[d]).sum().cast("int64") for d in WINDOWS},
+        spend_total_c=v.net.sum(),
+        **{f"spend_{d}d_c": v.net.sum(where=in_window[d]).coalesce(0) for d in WINDOWS},
+        spend_prev_90d_c=v.net.sum(where=(v.age >= 90) & (v.age < 180)).coalesce(0),
+        bought_365d_c=v.bought.sum(where=in_window[365]).coalesce(0),
+        returned_365d_c=v.returned.sum(where=in_window[365]).coalesce(0),
+        channels_used=v.kind.nunique(where=v.is_visit).cast("int64"),
+    )
+    year = lines.filter(lines.age < 365)
+    with_cost = year.cost.notnull()
+    breadth = year.group_by("customer_id").agg(
+        units_365d=year.quantity.sum(),
+        margin_c=(year.total - year.cost).sum(where=with_cost),
+        margin_base_c=year.total.sum(where=with_cost),
+        groups_365d=year.product_group.nunique(where=year.quantity > 0).cast("int64"),
+        departments_365d=year.department.nunique(where=year.quantity > 0).cast("int64"),
+        **{
+            share_column(d) + "_c": year.total.sum(where=year.department == d).coalesce(0)
+            for d in departments
+        },
+    )
+    visited = v.filter(v.is_visit)
+    tops = [
+        _top(year, "department", year.total.sum(), "top_department_365d"),
+        _top(visited, "outlet_code", visited.count(), "preferred_store"),
+        _top(visited, "kind", visited.count(), "preferred_channel"),
+        _top(visited, "weekday", visited.count(), "favourite_weekday"),
+        _top(visited, "hour", visited.count(), "favourite_hour"),
+    ]
+    t = base.left_join(breadth, "customer_id").drop("customer_id_right")
+    for top in tops:
+        t = t.left_join(top, "customer_id").drop("customer_id_right")
+    a = day_number(as_of)
+    shares_total = sum(
+        (ibis.greatest(t[share_column(d) + "_c"].coalesce(0), 0) for d in departments),
+        ibis.literal(0),
+    )
+    return t.select(
+        "customer_id",
+        first_day=t.first_day,
+        last_day=t.last_day,
+        recency_days=(a - t.last_day).cast("int64"),
+        tenure_days=(a - t.first_day).cast("int64"),
+        visits_total=t.visits_total,
+        **{f"visits_{d}d": t[f"visits_{d}d"] for d in WINDOWS},
+        spend_total=_money(t.spend_total_c),
+        **{f"spend_{d}d": _money(t[f"spend_{d}d_c"]) for d in WINDOWS},
+        avg_basket_365d=_ratio(t.spend_365d_c, t.visits_365d) / 100.0,
+        avg_monthly_spend_365d=_money(t.spend_365d_c) / 12.0,
+        units_365d=t.units_365d.coalesce(0).cast("float64"),
+        margin_365d=_money(t.margin_c),
+        margin_rate_365d=_ratio(t.margin_c, t.margin_base_c),
+        groups_365d=t.groups_365d.coalesce(0),
+        departments_365d=t.departments_365d.coalesce(0),
+        top_department_365d=t.top_department_365d,
+        preferred_store=t.preferred_store,
+        preferred_channel=t.preferred_channel,
+        channels_used=t.channels_used,
+        omnichannel=t.channels_used >= 2,
+        favourite_weekday=t.favourite_weekday.cast("int64"),
+        favourite_hour=t.favourite_hour.cast("int64"),
+        return_rate_365d=_ratio(t.returned_365d_c, t.bought_365d_c),
+        mean_interpurchase_days=ibis.ifelse(
+            t.visits_total >= 2,
+            (t.last_day - t.first_day).cast("float64") / (t.visits_total - 1).cast("float64"),
+            ibis.null(),
+        ),
+        trend_90d=_ratio(
+            t.spend_90d_c - t.spend_prev_90d_c, ibis.greatest(t.spend_90d_c, t.spend_prev_90d_c)
+        ),
+        **{
+            share_column(d): _ratio(
+                ibis.greatest(t[share_column(d) + "_c"].coalesce(0), 0), shares_total
+            ).coalesce(0.0)
+            for d in departments
+        },
+    )
+
+
+def group_lines(lines: ir.Table, name: str) -> ir.Table:
+    """The lines of a department, product group or subgroup called `name` (any case)."""
+    key = name.lower()
+    return lines.filter(
+        (lines.department.lower() == key)
+        | (lines.product_group.lower() == key)
+        | (lines.subgroup.lower() == key)
+    )
+
+
+def group_measure(
+    lines: ir.Table, function: str, name: str, days: int | None, as_of: date
+) -> ir.Table:
+    """Per customer, the value of a criteria function over one product group (`value` column)."""
+    g = group_lines(lines, name)
+    if days is not None:
+        g = g.filter(g.age < days)
+    if function == "spend_in":
+        return g.group_by("customer_id").agg(value=_money(g.total.sum()))
+    if function == "units_in":
+        return g.group_by("customer_id").agg(value=g.quantity.sum().cast("float64"))
+    if function == "visits_in":
+        bought = g.filter(g.quantity > 0)
+        return bought.group_by("customer_id").agg(value=bought.receipt_id.nunique().cast("int64"))
+    this_month = (as_of.year - 1970) * 12 + as_of.month - 1
+    months = g.filter(g.quantity > 0).select("customer_id", "month").distinct()
+    if function == "months_since_in":
+        return months.group_by("customer_id").agg(
+            value=(this_month - months.month.max()).cast("int64")
+        )
+    if function == "unbroken_months_in":
+        # Gaps and islands: month - rank is constant along a run of consecutive months.
+        ranked = months.mutate(
+            island=months.month
+            - ibis.row_number().over(group_by=months.customer_id, order_by=months.month)
+        )
+        runs = ranked.group_by(["customer_id", "island"]).agg(
+            last=ranked.month.max(), length=ranked.count()
+        )
+        latest = runs.filter(runs["last"] >= this_month - 1)
+        return latest.group_by("customer_id").agg(value=latest.length.max().cast("int64"))
+    raise ValueError(f"no measure for {function}")
+
+
+# What a function gives a customer who never bought from the group.
+FUNCTION_DEFAULTS: dict[str, float | int | None] = {
+    "spend_in": 0.0,
+    "units_in": 0.0,
+    "visits_in": 0,
+    "months_since_in": None,
+    "unbroken_months_in": 0,
+}

@@ -1,0 +1,175 @@
+"""Store tables to Parquet files and result tables back, as Arrow through ADBC.
+
+The engines read Parquet (DuckDB in-process, Spark on a cluster alike), so the store is read
+once per analysis, in record batches, with memory flat in the table's size. On SQLite the
+ADBC driver runs in a child process: it carries its own copy of the SQLite library, and two
+copies in one process break each other's file locks while the ORM holds the file open
+(SQLite's "How To Corrupt An SQLite Database File", section 2.2.1).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from sqlalchemy.engine import make_url
+
+BATCH_ROWS = 250_000
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A store query to dump as `name`.parquet; `timestamps` are UTC text on SQLite."""
+
+    name: str
+    sql: str
+    timestamps: tuple[str, ...] = ()
+    dates: tuple[str, ...] = ()
+    # the timestamp whose local wall-clock parts (day number, weekday, hour) are added
+    local: str | None = None
+    timezone: str = "UTC"
+
+
+@dataclass(slots=True)
+class Write:
+    """Result rows for `table`: run `before` (deletes, updates), then append the Parquet rows."""
+
+    table: str
+    path: Path | None
+    before: list[str] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
+    staged: str | None = None  # ingest into a temporary table of this name instead
+
+
+def dump(url: str, queries: Sequence[Query], folder: Path) -> dict[str, Path]:
+    """Run each query on the store and write its rows to `folder/<name>.parquet`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _in_child_on_sqlite(url, _dump, url, list(queries), folder)
+    return {q.name: folder / f"{q.name}.parquet" for q in queries}
+
+
+def load(url: str, writes: Sequence[Write]) -> None:
+    """Apply `writes` to the store in one transaction: all of them or none."""
+    _in_child_on_sqlite(url, _load, url, list(writes))
+
+
+def _in_child_on_sqlite(url: str, function: Any, *args: Any) -> None:
+    if make_url(url).get_backend_name() != "sqlite":
+        function(*args)
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        pool.apply(function, args)
+
+
+def _connect(url: str) -> Any:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        import adbc_driver_sqlite.dbapi as sqlite_driver
+
+        conn = sqlite_driver.connect(parsed.database or ":memory:")
+        cursor = conn.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+        return conn
+    import adbc_driver_postgresql.dbapi as pg_driver
+
+    return pg_driver.connect(parsed.set(drivername="postgresql").render_as_string(False))
+
+
+def _dump(url: str, queries: list[Query], folder: Path) -> None:
+    conn = _connect(url)
+    try:
+        for query in queries:
+            cursor = conn.cursor()
+            cursor.execute(query.sql)
+            reader = cursor.fetch_record_batch()
+            writer: pq.ParquetWriter | None = None
+            for batch in reader:
+                table = _normalise(pa.Table.from_batches([batch]), query)
+                if writer is None:
+                    writer = pq.ParquetWriter(folder / f"{query.name}.parquet", table.schema)
+                writer.write_table(table.cast(writer.schema), row_group_size=BATCH_ROWS)
+            if writer is None:
+                empty = _normalise(reader.schema.empty_table(), query)
+                pq.write_table(empty, folder / f"{query.name}.parquet")
+            else:
+                writer.close()
+            cursor.close()
+    finally:
+        conn.close()
+
+
+def _normalise(table: pa.Table, query: Query) -> pa.Table:
+    """Timestamps as UTC microseconds, dates as dates (and `<date>_day`, its day number),
+    whatever the store kept them as."""
+    for name in query.timestamps:
+        column = table.column(name)
+        if pa.types.is_timestamp(column.type):
+            column = column.cast(pa.timestamp("us", tz="UTC"))
+        else:
+            text = pc.utf8_slice_codeunits(column.cast(pa.string()), 0, 26)
+            column = text.cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    if query.local is not None:
+        table = _with_local_parts(table, table.column(query.local), query.timezone)
+    for name in query.dates:
+        column = table.column(name)
+        if not pa.types.is_date(column.type):
+            column = column.cast(pa.string()).cast(pa.date32())
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+        table = table.append_column(f"{name}_day", column.cast(pa.int32()))
+    return table
+
+
+def _with_local_parts(table: pa.Table, utc: pa.ChunkedArray, timezone: str) -> pa.Table:
+    """Add `day` (days since 1970-01-01), `month` (months since 1970-01), `weekday` (0 Monday)
+    and `hour` of the local wall clock: integers, so every engine does the same calendar."""
+    local = pc.local_timestamp(utc.cast(pa.timestamp("us", tz=timezone)))
+    day = local.cast(pa.date32()).cast(pa.int32())
+    month = pc.add(
+        pc.multiply(pc.subtract(pc.year(local), 1970), 12), pc.subtract(pc.month(local), 1)
+    )
+    parts = {
+        "day": day,
+        "month": month.cast(pa.int32()),
+        "weekday": pc.day_of_week(local).cast(pa.int8()),
+        "hour": pc.hour(local).cast(pa.int8()),
+    }
+    for name, column in parts.items():
+        table = table.append_column(name, column)
+    return table
+
+
+def _load(url: str, writes: list[Write]) -> None:
+    conn = _connect(url)
+    try:
+        cursor = conn.cursor()
+        for write in writes:
+            for sql in write.before:
+                cursor.execute(sql)
+            if write.path is not None:
+                target = write.staged or write.table
+                for batch in pq.ParquetFile(write.path).iter_batches(BATCH_ROWS):
+                    cursor.adbc_ingest(
+                        target,
+                        batch,
+                        mode="create_append" if write.staged else "append",
+                        temporary=write.staged is not None,
+                    )
+            for sql in write.after:
+                cursor.execute(sql)
+        cursor.close()
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
