@@ -146,6 +146,8 @@ def test_referenced_lists_features_and_calls_once() -> None:
         ("preferred_store in ()", "found ')'"),
         ("last_purchase < 2025-13-01", "not a date (YYYY-MM-DD)"),
         ('top_department_365d = "a\\qb"', "unknown escape"),
+        ('top_department_365d = "\\ud800"', "not a surrogate"),
+        ("visits_365d = \u0663", "found '\u0663'"),
         ("visits_365d = 99999999999999999999", "too large"),
     ],
 )

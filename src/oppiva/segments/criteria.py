@@ -377,8 +377,8 @@ NULL: "null"i
 TRUE: "true"i
 FALSE: "false"i
 NAME: /[a-z_][a-z0-9_]*/i
-DATE.2: /\d{4}-\d{2}-\d{2}/
-NUMBER: /\d+(\.\d+)?([eE][+-]?\d+)?/
+DATE.2: /[0-9]{4}-[0-9]{2}-[0-9]{2}/
+NUMBER: /[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?/
 STRING: /"([^"\\\x00-\x1f]|\\[^\x00-\x1f])*"/
 COMP_OP: /<=|>=|!=|<|>|=/
 PLUS: "+"
@@ -507,17 +507,21 @@ def _unescape(token: Token) -> str:
         if code in _UNESCAPES:
             out.append(_UNESCAPES[code])
             i += 2
-        elif code == "u" and _is_hex(body[i + 2 : i + 6]):
+        elif code == "u" and _is_character(body[i + 2 : i + 6]):
             out.append(chr(int(body[i + 2 : i + 6], 16)))
             i += 6
         else:
             where = (start + i, start + i + 2)
-            raise _Problem('unknown escape; use \\\\, \\", \\n, \\t, \\r or \\uXXXX', where)
+            message = 'unknown escape; use \\\\, \\", \\n, \\t, \\r or \\uXXXX (not a surrogate)'
+            raise _Problem(message, where)
     return "".join(out)
 
 
-def _is_hex(text: str) -> bool:
-    return len(text) == 4 and all(c in "0123456789abcdefABCDEF" for c in text)
+def _is_character(text: str) -> bool:
+    """Four hex digits naming a character (surrogates are halves of one, not characters)."""
+    if len(text) != 4 or any(c not in "0123456789abcdefABCDEF" for c in text):
+        return False
+    return not 0xD800 <= int(text, 16) <= 0xDFFF
 
 
 _PARSER = Lark(_GRAMMAR, parser="lalr", transformer=_Build(), maybe_placeholders=True)
