@@ -1,0 +1,160 @@
+"""The BG/NBD model of repeat buying (Fader, Hardie & Lee 2005, "Counting your customers the
+easy way").
+
+While alive, a customer buys as a Poisson process of rate lambda ~ Gamma(r, alpha); after every
+purchase they drop out for good with probability p ~ Beta(a, b). A customer's history is summed
+up by x (repeat purchases), t_x (time of the last one, from the first purchase) and T (time
+since the first purchase). Times are in any unit (weeks in the examples), and alpha is in that
+unit too.
+"""
+
+# T is the customer's age, as in the literature
+# ruff: noqa: N803, N806
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
+
+from oppiva.value.fitting import (
+    Fit,
+    FloatArray,
+    floats,
+    log_add,
+    maximise,
+    rows_and_counts,
+    weighted,
+)
+
+NAMES = ("r", "alpha", "a", "b")
+
+
+def log_likelihood_rows(
+    params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Each customer's log-likelihood and its gradient (4 x customers) in r, alpha, a, b.
+
+    L = B(a, b+x)/B(a, b) G(r+x) alpha^r / (G(r) (alpha+T)^(r+x))
+        + [x > 0] B(a+1, b+x-1)/B(a, b) G(r+x) alpha^r / (G(r) (alpha+t_x)^(r+x)),
+    taken as a log-sum-exp of the two terms so that hundreds of purchases do not underflow.
+    """
+    r, alpha, a, b = (float(v) for v in params)
+    repeat = x > 0
+    x1 = np.where(repeat, x, 1.0)  # keeps b+x-1 > 0 where the second term is absent
+    log_at, log_atx = np.log(alpha + T), np.log(alpha + t_x)
+    base = betaln(a, b)
+    term1 = betaln(a, b + x) - base - (r + x) * log_at
+    term2 = np.where(repeat, betaln(a + 1, b + x1 - 1) - base - (r + x) * log_atx, -np.inf)
+    log_sum, w1, w2 = log_add(term1, term2)
+    ll = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + log_sum
+
+    psi_ab, psi_abx = digamma(a + b), digamma(a + b + x)
+    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w1 * log_at - w2 * log_atx
+    d_alpha = r / alpha - (r + x) * (w1 / (alpha + T) + w2 / (alpha + t_x))
+    d_a1 = psi_ab - psi_abx
+    d_a2 = digamma(a + 1) - digamma(a) + psi_ab - psi_abx
+    d_b1 = digamma(b + x) - digamma(b) + psi_ab - psi_abx
+    d_b2 = np.where(repeat, digamma(b + x1 - 1), 0.0) - digamma(b) + psi_ab - psi_abx
+    d_a = w1 * d_a1 + w2 * d_a2
+    d_b = w1 * d_b1 + w2 * d_b2
+    return ll, np.vstack([d_r, d_alpha, d_a, d_b])
+
+
+log_likelihood = weighted(log_likelihood_rows)
+
+
+def _tail(
+    r: float, alpha: float, a: float, b: float, x: FloatArray, T: FloatArray, t: FloatArray
+) -> FloatArray:
+    """((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t)), by Euler's
+    transformation as (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z): parameters that do not grow
+    with x and no huge power times a huge series."""
+    z = t / (alpha + T + t)
+    result: FloatArray = (1 - z) ** (a - 1) * hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
+    return result
+
+
+@dataclass(frozen=True)
+class BGNBD:
+    """A BG/NBD model with its parameters (and the fit they came from, if any)."""
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+    fit: Fit | None = None
+
+    @classmethod
+    def fitted(
+        cls,
+        x: npt.ArrayLike,
+        t_x: npt.ArrayLike,
+        T: npt.ArrayLike,
+        weights: npt.ArrayLike | None = None,
+        penalty: float = 0.0,
+    ) -> BGNBD:
+        """Maximum-likelihood estimates from customers' (x, t_x, T), compressed to unique rows.
+
+        `weights` are counts per row when the data are already compressed.
+        """
+        (ux, utx, uT), counts = rows_and_counts((x, t_x, T), weights)
+        mean_x = float(ux @ counts / counts.sum())
+        start = (1.0, max(float(uT @ counts / counts.sum()), 1e-3) / max(mean_x, 0.1), 1.0, 1.0)
+        fit = maximise(log_likelihood, NAMES, start, (ux, utx, uT), counts, penalty)
+        r, alpha, a, b = (float(v) for v in fit.values)
+        return cls(r, alpha, a, b, fit=fit)
+
+    @property
+    def params(self) -> FloatArray:
+        """(r, alpha, a, b) as an array."""
+        return np.array([self.r, self.alpha, self.a, self.b])
+
+    def log_likelihood(self, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> FloatArray:
+        """Each customer's log-likelihood."""
+        xs, txs, Ts = floats(x, t_x, T)
+        return log_likelihood_rows(self.params, xs, txs, Ts)[0]
+
+    def p_alive(self, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> FloatArray:
+        """P(alive at T | x, t_x, T) = 1 / (1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x))."""
+        xs, txs, Ts = floats(x, t_x, T)
+        x1 = np.maximum(xs, 1.0)
+        log_odds = (
+            np.log(self.a)
+            - np.log(self.b + x1 - 1)
+            + (self.r + xs) * (np.log(self.alpha + Ts) - np.log(self.alpha + txs))
+        )
+        return np.where(xs > 0, expit(-log_odds), 1.0)
+
+    def expected_purchases(
+        self, t: npt.ArrayLike, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+    ) -> FloatArray:
+        """E[purchases in (T, T+t] | x, t_x, T] (equation 10 of the paper).
+
+        `t` broadcasts against the customers, so t[:, None] gives a row per horizon."""
+        ts = np.asarray(t, dtype=np.float64)
+        xs, txs, Ts = np.broadcast_arrays(*floats(x, t_x, T))
+        a, b = self.a, self.b
+        tail = _tail(self.r, self.alpha, a, b, xs, Ts, ts)
+        return (a + b + xs - 1) / (a - 1) * (1 - tail) * self.p_alive(xs, txs, Ts)
+
+    def expected_purchases_new(self, t: npt.ArrayLike) -> FloatArray:
+        """E[X(t)]: expected repeat purchases of a customer in the t after their first."""
+        ts = np.asarray(t, dtype=np.float64)
+        zero = np.zeros_like(ts)
+        tail = _tail(self.r, self.alpha, self.a, self.b, zero, zero, ts)
+        return (self.a + self.b - 1) / (self.a - 1) * (1 - tail)
+
+    def simulate(self, T: npt.ArrayLike, rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:
+        """(x, t_x) for customers observed for T each, drawn from the model."""
+        Ts = np.asarray(T, dtype=np.float64)
+        lam = rng.gamma(self.r, 1 / self.alpha, Ts.shape)
+        p = rng.beta(self.a, self.b, Ts.shape)
+        events = rng.poisson(lam * Ts)  # purchases in (0, T] if the customer never left
+        survived = rng.geometric(p)  # the purchase after which the customer leaves
+        x = np.minimum(events, survived)
+        # the x-th of `events` uniform times on (0, T) is Beta(x, events - x + 1) T
+        t_x = np.where(x > 0, Ts * rng.beta(np.maximum(x, 1), events - x + 1), 0.0)
+        return x.astype(np.float64), t_x

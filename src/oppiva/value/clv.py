@@ -1,0 +1,83 @@
+"""Customer lifetime value from a purchase model and a spend model.
+
+CLV over a horizon of `periods` periods (months by default) of `period_length` time units
+(4.345 weeks), discounted at `discount_rate` per period, is
+
+    CLV = margin * E[spend] * sum_{i=1}^{periods} (E[X(i L)] - E[X((i-1) L)]) / (1 + d)^i,
+
+with E[X(t)] the expected purchases in the t after the end of observation given the customer's
+history, E[spend] the Gamma-Gamma conditional mean spend per purchase, L the period length and
+d the discount rate: each period's expected purchases are valued at the end of the period. It
+is the `customer_lifetime_value` of the `lifetimes` package (which has no margin). For the
+Pareto/NBD the unlimited horizon has a closed form, `ParetoNBD.discounted_expected_transactions`
+(DERT); CLV = margin * E[spend] * DERT.
+
+The potential value of a new customer uses the population parameters only: the expected repeat
+purchases of someone just acquired, E[X(t)], discounted in the same way, times the population
+mean spend.
+"""
+
+# T is the customer's age, as in the literature
+# ruff: noqa: N803, N806
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from oppiva.value.fitting import FloatArray
+
+MONTH_IN_WEEKS = 4.345
+
+
+class PurchaseModel(Protocol):
+    """What CLV needs from a purchase model (BG/NBD, Pareto/NBD)."""
+
+    def expected_purchases(
+        self, t: npt.ArrayLike, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+    ) -> FloatArray: ...
+
+    def expected_purchases_new(self, t: npt.ArrayLike) -> FloatArray: ...
+
+
+def _discounted(cumulative: FloatArray, discount_rate: float) -> FloatArray:
+    """sum_i (C_i - C_{i-1}) / (1+d)^i over the first axis, C_0 being the first row."""
+    steps = np.diff(cumulative, axis=0)
+    factors = (1 + discount_rate) ** -np.arange(1, len(steps) + 1, dtype=np.float64)
+    result: FloatArray = np.tensordot(factors, steps, axes=1)
+    return result
+
+
+def customer_lifetime_value(
+    model: PurchaseModel,
+    x: npt.ArrayLike,
+    t_x: npt.ArrayLike,
+    T: npt.ArrayLike,
+    spend: npt.ArrayLike,
+    periods: int = 12,
+    period_length: float = MONTH_IN_WEEKS,
+    discount_rate: float = 0.01,
+    margin: float = 1.0,
+) -> FloatArray:
+    """Each customer's discounted value over the next `periods` periods (see the module)."""
+    horizons = period_length * np.arange(periods + 1, dtype=np.float64)
+    xs, txs, Ts = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
+    cumulative = model.expected_purchases(horizons[:, None], xs[None], txs[None], Ts[None])
+    return margin * np.asarray(spend, dtype=np.float64) * _discounted(cumulative, discount_rate)
+
+
+def new_customer_value(
+    model: PurchaseModel,
+    mean_spend: float,
+    periods: int = 12,
+    period_length: float = MONTH_IN_WEEKS,
+    discount_rate: float = 0.01,
+    margin: float = 1.0,
+) -> float:
+    """The discounted value of the repeat purchases of a customer just acquired, from the
+    population parameters (the first purchase itself is not included)."""
+    horizons = period_length * np.arange(periods + 1, dtype=np.float64)
+    cumulative = model.expected_purchases_new(horizons)
+    return float(margin * mean_spend * _discounted(cumulative, discount_rate))
