@@ -22,6 +22,7 @@ from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 from oppiva.value.fitting import (
     Fit,
     FloatArray,
+    by_count,
     floats,
     log_add,
     maximise,
@@ -43,22 +44,25 @@ def log_likelihood_rows(
     """
     r, alpha, a, b = (float(v) for v in params)
     repeat = x > 0
-    x1 = np.where(repeat, x, 1.0)  # keeps b+x-1 > 0 where the second term is absent
     log_at, log_atx = np.log(alpha + T), np.log(alpha + t_x)
     base = betaln(a, b)
-    term1 = betaln(a, b + x) - base - (r + x) * log_at
-    term2 = np.where(repeat, betaln(a + 1, b + x1 - 1) - base - (r + x) * log_atx, -np.inf)
+    # x + 1 stands in for x where the second term is absent, keeping b + x - 1 > 0
+    beta1 = by_count(lambda k: betaln(a, b + k) - base, x)
+    beta2 = by_count(lambda k: betaln(a + 1, b + np.maximum(k, 1) - 1) - base, x)
+    term1 = beta1 - (r + x) * log_at
+    term2 = np.where(repeat, beta2 - (r + x) * log_atx, -np.inf)
     log_sum, w1, w2 = log_add(term1, term2)
-    ll = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + log_sum
+    ll = by_count(lambda k: gammaln(r + k) - gammaln(r), x) + r * np.log(alpha) + log_sum
 
-    psi_ab, psi_abx = digamma(a + b), digamma(a + b + x)
-    d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w1 * log_at - w2 * log_atx
+    psi_ab = digamma(a + b)
+    shift_ab = psi_ab - by_count(lambda k: digamma(a + b + k), x)
+    d_r = by_count(lambda k: digamma(r + k), x) - digamma(r) + np.log(alpha)
+    d_r = d_r - w1 * log_at - w2 * log_atx
     d_alpha = r / alpha - (r + x) * (w1 / (alpha + T) + w2 / (alpha + t_x))
-    d_a1 = psi_ab - psi_abx
-    d_a2 = digamma(a + 1) - digamma(a) + psi_ab - psi_abx
-    d_b1 = digamma(b + x) - digamma(b) + psi_ab - psi_abx
-    d_b2 = np.where(repeat, digamma(b + x1 - 1), 0.0) - digamma(b) + psi_ab - psi_abx
-    d_a = w1 * d_a1 + w2 * d_a2
+    d_a = shift_ab + w2 * (digamma(a + 1) - digamma(a))
+    psi_b = digamma(b)
+    d_b1 = by_count(lambda k: digamma(b + k), x) - psi_b + shift_ab
+    d_b2 = by_count(lambda k: digamma(b + np.maximum(k, 1) - 1), x) - psi_b + shift_ab
     d_b = w1 * d_b1 + w2 * d_b2
     return ll, np.vstack([d_r, d_alpha, d_a, d_b])
 

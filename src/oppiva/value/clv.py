@@ -27,7 +27,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from oppiva.value.fitting import FloatArray
+from oppiva.value.fitting import FloatArray, compress
 
 MONTH_IN_WEEKS = 4.345
 
@@ -63,9 +63,11 @@ def customer_lifetime_value(
 ) -> FloatArray:
     """Each customer's discounted value over the next `periods` periods (see the module)."""
     horizons = period_length * np.arange(periods + 1, dtype=np.float64)
-    xs, txs, Ts = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
-    cumulative = model.expected_purchases(horizons[:, None], xs[None], txs[None], Ts[None])
-    return margin * np.asarray(spend, dtype=np.float64) * _discounted(cumulative, discount_rate)
+    # the purchases depend on the history alone: once per distinct (x, t_x, T)
+    (ux, utx, uT), _, inverse = compress(x, t_x, T)
+    cumulative = model.expected_purchases(horizons[:, None], ux[None], utx[None], uT[None])
+    purchases = _discounted(cumulative, discount_rate)[inverse]
+    return margin * np.asarray(spend, dtype=np.float64) * purchases
 
 
 def new_customer_value(

@@ -156,13 +156,20 @@ def compress(*columns: npt.ArrayLike) -> tuple[list[FloatArray], FloatArray, npt
     Fitting on the unique rows weighted by their counts gives the same likelihood as fitting on
     every customer, at a cost that stops growing once the histories start to repeat.
     """
-    stacked = np.column_stack([np.asarray(column, dtype=np.float64) for column in columns])
-    unique, inverse, counts = np.unique(stacked, axis=0, return_inverse=True, return_counts=True)
-    return (
-        [np.ascontiguousarray(unique[:, i]) for i in range(unique.shape[1])],
-        counts.astype(np.float64),
-        inverse.reshape(-1),
-    )
+    data = [np.asarray(column, dtype=np.float64).reshape(-1) for column in columns]
+    order = np.lexsort(data[::-1])  # by the first column, then the second...
+    ordered = [column[order] for column in data]
+    changed = np.zeros(len(order), dtype=bool)
+    if len(order):
+        changed[0] = True
+    for column in ordered:
+        changed[1:] |= column[1:] != column[:-1]
+    firsts = np.flatnonzero(changed)
+    group = np.cumsum(changed) - 1
+    inverse = np.empty(len(order), dtype=np.intp)
+    inverse[order] = group
+    counts = np.diff(np.append(firsts, len(order))).astype(np.float64)
+    return [np.ascontiguousarray(column[firsts]) for column in ordered], counts, inverse
 
 
 def weighted(rows: RowLogLikelihood) -> LogLikelihood:
@@ -201,3 +208,13 @@ def log_add(first: FloatArray, second: FloatArray) -> tuple[FloatArray, FloatArr
     e1, e2 = np.exp(first - top), np.exp(second - top)
     total = e1 + e2
     return top + np.log(total), e1 / total, e2 / total
+
+
+def by_count(function: Callable[[FloatArray], FloatArray], x: FloatArray) -> FloatArray:
+    """function(x) for counts x, evaluated once per distinct count: special functions of
+    x alone (log-gamma, digamma) then cost as many calls as there are counts, not customers."""
+    counts = x.astype(np.intp)
+    if len(x) == 0 or not np.array_equal(counts, x) or counts.min() < 0:
+        return function(x)
+    values: FloatArray = function(np.arange(int(counts.max()) + 1, dtype=np.float64))
+    return values[counts]

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import digamma, gammaln
 
-from oppiva.value.fitting import Fit, FloatArray, compress, maximise, weighted
+from oppiva.value.fitting import Fit, FloatArray, by_count, compress, maximise, weighted
 
 NAMES = ("p", "q", "gamma")
 
@@ -34,16 +34,15 @@ def log_likelihood_rows(
     px = p * x
     log_m, log_x, log_s = np.log(m), np.log(x), np.log(gamma + m * x)
     ll = (
-        gammaln(px + q)
-        - gammaln(px)
+        by_count(lambda k: gammaln(p * k + q) - gammaln(p * k), x)
         - gammaln(q)
         + q * np.log(gamma)
         + (px - 1) * log_m
         + px * log_x
         - (px + q) * log_s
     )
-    psi = digamma(px + q)
-    d_p = x * (psi - digamma(px) + log_m + log_x - log_s)
+    psi = by_count(lambda k: digamma(p * k + q), x)
+    d_p = x * (psi - by_count(lambda k: digamma(p * k), x) + log_m + log_x - log_s)
     d_q = psi - digamma(q) + np.log(gamma) - log_s
     d_gamma = q / gamma - (px + q) / (gamma + m * x)
     return ll, np.vstack([d_p, d_q, d_gamma])
