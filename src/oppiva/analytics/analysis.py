@@ -55,6 +55,7 @@ Progress = Callable[[str], None]
 
 def queries(timezone: str, as_of: date) -> list[Query]:
     """What the analysis reads from the store (merged and erased customers left out)."""
+    i64, text, f64 = pa.int64(), pa.string(), pa.float64()
     return [
         Query(
             "receipts",
@@ -62,16 +63,39 @@ def queries(timezone: str, as_of: date) -> list[Query]:
             timestamps=("purchased_at",),
             local="purchased_at",
             timezone=timezone,
+            types={"id": i64, "customer_id": i64, "outlet_id": i64, "total_cents": i64},
         ),
         Query(
             "lines",
             "SELECT receipt_id, product_id, quantity, line_total_cents, cost_cents FROM receipt_line",
+            types={
+                "receipt_id": i64,
+                "product_id": i64,
+                "quantity": f64,
+                "line_total_cents": i64,
+                "cost_cents": i64,
+            },
         ),
-        Query("products", "SELECT id, sku, department, product_group, subgroup FROM product"),
-        Query("outlets", "SELECT id, code, kind FROM outlet"),
+        Query(
+            "products",
+            "SELECT id, sku, department, product_group, subgroup FROM product",
+            types={
+                "id": i64,
+                "sku": text,
+                "department": text,
+                "product_group": text,
+                "subgroup": text,
+            },
+        ),
+        Query(
+            "outlets",
+            "SELECT id, code, kind FROM outlet",
+            types={"id": i64, "code": text, "kind": text},
+        ),
         Query(
             "customers",
             "SELECT id FROM customer WHERE merged_into_id IS NULL AND erased_at IS NULL",
+            types={"id": i64},
         ),
         Query(
             "open_history",
@@ -80,9 +104,18 @@ def queries(timezone: str, as_of: date) -> list[Query]:
             f"WHERE valid_from < '{as_of.isoformat()}' "
             f"AND (valid_to IS NULL OR valid_to = '{as_of.isoformat()}')",
             dates=("valid_from",),
+            types={"id": i64, "customer_id": i64, "dimension": text, "value": text},
         ),
-        Query("segments", "SELECT id, key, criteria FROM segment"),
-        Query("clusters", "SELECT id, name, model FROM lifestyle_cluster"),
+        Query(
+            "segments",
+            "SELECT id, key, criteria FROM segment",
+            types={"id": i64, "key": text, "criteria": text},
+        ),
+        Query(
+            "clusters",
+            "SELECT id, name, model FROM lifestyle_cluster",
+            types={"id": i64, "name": text, "model": text},
+        ),
         Query("runs", "SELECT max(as_of) AS as_of FROM analysis_run", dates=("as_of",)),
     ]
 
@@ -207,7 +240,7 @@ def _compute(
     criteria = {**class_rules, **{s["key"]: _saved(s) for s in segments}}
     scope = EngineScope(table, lines, as_of)
     for parsed in criteria.values():
-        scope.prepare(list(parsed.calls()))
+        scope.prepare([(call.name, call.values) for call in parsed.referenced().calls])
     t = scope.table
     t = rules.rfm(t)
     t = rules.relationship(
@@ -415,6 +448,7 @@ def _history_writes(
             before=[
                 f"DELETE FROM segment_history WHERE valid_from = '{day}'",
                 f"UPDATE segment_history SET valid_to = NULL WHERE valid_to = '{day}'",
+                "CREATE TEMPORARY TABLE oppiva_history_close (id BIGINT)",
             ],
             after=[
                 f"UPDATE segment_history SET valid_to = '{day}' "
@@ -445,17 +479,64 @@ def _clusters(
 ) -> Path:
     """Fit the lifestyle clusters on the year's buyers; (customer_id, cluster) to Parquet and
     the clusters themselves to lifestyle_cluster.parquet."""
-    from oppiva.segments.clusters import fit_clusters
+    from oppiva.segments.clusters import ClusterResult, assign, fit_clusters
 
     shares = [share_column(d) for d in departments]
     behaviour = ["visits_365d", "avg_basket_365d", "mean_interpurchase_days", "return_rate_365d"]
-    table = pq.read_table(scored, columns=["customer_id", "visits_365d", *shares, *behaviour[1:]])
+    table = pq.read_table(scored, columns=["customer_id", *shares, *behaviour])
     table = table.filter(pc.greater(table.column("visits_365d"), 0))
     folder = scored.parent
-    previous = pq.read_table(files["clusters"]).to_pylist()
-    result = fit_clusters(table, shares, behaviour, previous=previous or None)
     assigned = folder / "clusters.parquet"
-    pq.write_table(result.assignments(), assigned)
-    pq.write_table(result.store_rows(as_of), folder / "lifestyle_cluster.parquet")
-    report.clusters = result.summary()
+    rows: list[dict[str, Any]] = []
+    if table.num_rows == 0:
+        pq.write_table(
+            pa.table(
+                {"customer_id": pa.array([], pa.int64()), "cluster": pa.array([], pa.int64())}
+            ),
+            assigned,
+        )
+    else:
+        stored = pq.read_table(files["clusters"]).column("model").to_pylist()
+        previous = ClusterResult.from_dict(json.loads(stored[0])) if stored else None
+        labels = dict(zip(shares, departments, strict=True))
+        result = fit_clusters(table, shares, behaviour, previous=previous, labels=labels)
+        placed = assign(table, result)
+        pq.write_table(
+            pa.table(
+                {
+                    "customer_id": placed.column("customer_id"),
+                    "cluster": placed.column("cluster_id"),
+                }
+            ),
+            assigned,
+        )
+        model = json.dumps(result.to_dict())
+        for cluster in result.clusters:
+            profile = {
+                "departments": list(cluster.departments),
+                "shares": {labels[c]: round(v, 4) for c, v in cluster.shares.items()},
+                "behaviour": {c: round(v, 3) for c, v in cluster.behaviour.items()},
+            }
+            rows.append(
+                {
+                    "id": cluster.id,
+                    "name": cluster.name,
+                    "size": cluster.size,
+                    "as_of": as_of,
+                    "profile": json.dumps(profile),
+                    "model": model,
+                }
+            )
+            report.clusters.append({"id": cluster.id, "name": cluster.name, "size": cluster.size})
+    schema = pa.schema(
+        [
+            ("id", pa.int64()),
+            ("name", pa.string()),
+            ("size", pa.int64()),
+            ("as_of", pa.date32()),
+            ("profile", pa.string()),
+            ("model", pa.string()),
+        ]
+    )
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / "lifestyle_cluster.parquet")
     return assigned

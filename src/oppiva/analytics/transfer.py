@@ -9,7 +9,9 @@ copies in one process break each other's file locks while the ORM holds the file
 
 from __future__ import annotations
 
-import multiprocessing
+import pickle
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy.engine import make_url
+
+from oppiva.errors import OppivaError
 
 BATCH_ROWS = 250_000
 
@@ -34,6 +38,8 @@ class Query:
     # the timestamp whose local wall-clock parts (day number, weekday, hour) are added
     local: str | None = None
     timezone: str = "UTC"
+    # the columns' types, whatever the driver guessed (SQLite's types are per value)
+    types: dict[str, pa.DataType] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -44,7 +50,7 @@ class Write:
     path: Path | None
     before: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
-    staged: str | None = None  # ingest into a temporary table of this name instead
+    staged: str | None = None  # ingest into this temporary table (made by `before`) instead
 
 
 def dump(url: str, queries: Sequence[Query], folder: Path) -> dict[str, Path]:
@@ -60,12 +66,20 @@ def load(url: str, writes: Sequence[Write]) -> None:
 
 
 def _in_child_on_sqlite(url: str, function: Any, *args: Any) -> None:
+    """Run `function(*args)` here, or on SQLite in a child Python (pickled over its stdin)."""
     if make_url(url).get_backend_name() != "sqlite":
         function(*args)
         return
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(1) as pool:
-        pool.apply(function, args)
+    job = pickle.dumps((function.__name__, args))
+    done = subprocess.run(
+        [sys.executable, "-m", "oppiva.analytics.transfer"],
+        input=job,
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        lines = done.stderr.decode(errors="replace").strip().splitlines()
+        raise OppivaError(f"store transfer failed: {lines[-1] if lines else done.returncode}")
 
 
 def _connect(url: str) -> Any:
@@ -118,6 +132,10 @@ def _normalise(table: pa.Table, query: Query) -> pa.Table:
             text = pc.utf8_slice_codeunits(column.cast(pa.string()), 0, 26)
             column = text.cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
         table = table.set_column(table.schema.get_field_index(name), name, column)
+    for name, kind in query.types.items():
+        table = table.set_column(
+            table.schema.get_field_index(name), name, table.column(name).cast(kind)
+        )
     if query.local is not None:
         table = _with_local_parts(table, table.column(query.local), query.timezone)
     for name in query.dates:
@@ -161,7 +179,7 @@ def _load(url: str, writes: list[Write]) -> None:
                     cursor.adbc_ingest(
                         target,
                         batch,
-                        mode="create_append" if write.staged else "append",
+                        mode="append",
                         temporary=write.staged is not None,
                     )
             for sql in write.after:
@@ -173,3 +191,10 @@ def _load(url: str, writes: list[Write]) -> None:
         raise
     finally:
         conn.close()
+
+
+if __name__ == "__main__":
+    # The child of `_in_child_on_sqlite`: the job comes pickled by the parent (never by anyone
+    # else: it is our own process's pipe).
+    name, arguments = pickle.loads(sys.stdin.buffer.read())  # noqa: S301
+    {"_dump": _dump, "_load": _load}[name](*arguments)
