@@ -238,7 +238,7 @@ def _compute(
     population_gap = float(np.median(gaps.to_numpy())) if len(gaps) else 30.0
     segments = pq.read_table(files["segments"]).to_pylist()
     criteria = {**class_rules, **{s["key"]: _saved(s) for s in segments}}
-    scope = EngineScope(table, lines, as_of)
+    scope = EngineScope(table, lines, as_of, departments)
     for parsed in criteria.values():
         scope.prepare([(call.name, call.values) for call in parsed.referenced().calls])
     t = scope.table
@@ -275,6 +275,8 @@ def _saved(segment: dict[str, Any]) -> Criteria:
         raise InvalidInput(f"segment {segment['key']}", exc.reason) from None
 
 
+# Customers the number of clusters is chosen on (the gap statistic grows fast with it).
+CLUSTER_SAMPLE = 10_000
 FEATURE_COLUMNS = [name for name in FEATURES if name not in ("first_purchase", "last_purchase")]
 SEGMENT_COLUMNS = [
     "rfm_r",
@@ -484,7 +486,8 @@ def _clusters(
     shares = [share_column(d) for d in departments]
     behaviour = ["visits_365d", "avg_basket_365d", "mean_interpurchase_days", "return_rate_365d"]
     table = pq.read_table(scored, columns=["customer_id", *shares, *behaviour])
-    table = table.filter(pc.greater(table.column("visits_365d"), 0))
+    # in customer order: the engines write rows in their own order, k-means must not see it
+    table = table.filter(pc.greater(table.column("visits_365d"), 0)).sort_by("customer_id")
     folder = scored.parent
     assigned = folder / "clusters.parquet"
     rows: list[dict[str, Any]] = []
@@ -499,7 +502,9 @@ def _clusters(
         stored = pq.read_table(files["clusters"]).column("model").to_pylist()
         previous = ClusterResult.from_dict(json.loads(stored[0])) if stored else None
         labels = dict(zip(shares, departments, strict=True))
-        result = fit_clusters(table, shares, behaviour, previous=previous, labels=labels)
+        result = fit_clusters(
+            table, shares, behaviour, previous=previous, labels=labels, sample_size=CLUSTER_SAMPLE
+        )
         placed = assign(table, result)
         pq.write_table(
             pa.table(

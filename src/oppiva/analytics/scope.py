@@ -15,8 +15,12 @@ from oppiva.analytics.features import FUNCTION_DEFAULTS, group_measure, share_co
 class EngineScope:
     """Feature table columns by name; function calls prepared by `prepare` as joined columns."""
 
-    def __init__(self, features: ir.Table, lines: ir.Table, as_of: date) -> None:
+    def __init__(
+        self, features: ir.Table, lines: ir.Table, as_of: date, departments: list[str]
+    ) -> None:
         self.table = features
+        # `share("fresh food")` finds "Fresh food": names match in any case, as in `units_in`
+        self._shares = {d.casefold(): share_column(d) for d in departments}
         self._lines = lines
         self._as_of = as_of
         self._calls: dict[tuple[str, tuple[Any, ...]], str] = {}
@@ -42,6 +46,6 @@ class EngineScope:
 
     def call(self, name: str, args: tuple[Any, ...]) -> ir.Value:
         if name == "share":
-            column = share_column(str(args[0]))
-            return self.table[column] if column in self.table.columns else ibis.literal(0.0)
+            column = self._shares.get(str(args[0]).casefold())
+            return ibis.literal(0.0) if column is None else self.table[column]
         return self.table[self._calls[(name, tuple(args))]]

@@ -197,4 +197,5 @@ if __name__ == "__main__":
     # The child of `_in_child_on_sqlite`: the job comes pickled by the parent (never by anyone
     # else: it is our own process's pipe).
     name, arguments = pickle.loads(sys.stdin.buffer.read())  # noqa: S301
-    {"_dump": _dump, "_load": _load}[name](*arguments)
+    job: Any = {"_dump": _dump, "_load": _load}[name]
+    job(*arguments)

@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from oppiva.access.cli import audit_command, keys_app, users_app
+from oppiva.analytics.cli import analyze_command, quiet_hours_command
 from oppiva.cli.common import actor, console, err_console, fail, open_store, unit_of_work
 from oppiva.config import get_settings
 from oppiva.customers.cli import app as customers_app
@@ -16,6 +17,7 @@ from oppiva.demo.cli import simulate_command
 from oppiva.migrations import current, downgrade, head
 from oppiva.privacy.cli import app as consent_app
 from oppiva.purchases.cli import app as import_app
+from oppiva.segments.cli import app as segments_app
 
 app = typer.Typer(
     help="oppiva: one-to-one marketing, the learning customer relationship.",
@@ -31,7 +33,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
+app.add_typer(segments_app, name="segments")
 app.command("audit")(audit_command)
+app.command("analyze")(analyze_command)
+app.command("quiet-hours")(quiet_hours_command)
 app.command("simulate")(simulate_command)
 
 

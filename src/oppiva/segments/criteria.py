@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias, cast
 from typing import Literal as Lit
 
-import ibis  # type: ignore[import-untyped]
+import ibis
 from lark import Lark, Token, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from oppiva.analytics.catalogue import FEATURES, FUNCTIONS, NUMERIC, Kind
