@@ -23,6 +23,7 @@ BUILTIN_PLUGINS = (
     "oppiva.privacy.hooks",
     "oppiva.access.hooks",
     "oppiva.purchases.hooks",
+    "oppiva.segments.hooks",
 )
 
 
@@ -51,6 +52,12 @@ class Hooks:
     def oppiva_erase_person(self, session: Session, customer_id: int) -> None:
         """Remove or blank every personal datum of the person that this domain holds."""
 
+    @hookspec
+    def oppiva_customer_card(  # type: ignore[empty-body]
+        self, session: Session, customer_id: int
+    ) -> dict[str, Any]:
+        """This domain's sections of the customer card (`GET /v1/customers/{id}`)."""
+
 
 @lru_cache
 def plugin_manager() -> pluggy.PluginManager:
@@ -69,3 +76,13 @@ def customer_links() -> list[CustomerLink]:
     """Every registered customer-id column, in a stable order."""
     links = [link for group in plugin_manager().hook.oppiva_customer_links() for link in group]
     return sorted(links, key=lambda link: (link.table.name, link.column))
+
+
+def customer_card(session: Session, customer_id: int) -> dict[str, Any]:
+    """The domains' sections of one customer's card, merged by section name."""
+    sections: dict[str, Any] = {}
+    for part in plugin_manager().hook.oppiva_customer_card(
+        session=session, customer_id=customer_id
+    ):
+        sections.update(part)
+    return sections

@@ -32,6 +32,8 @@ class Permission(StrEnum):
     """Send receipts and returns (the till's and the web shop's key)."""
     CATALOGUE_WRITE = "catalogue:write"
     """Products and outlets."""
+    SEGMENTS_WRITE = "segments:write"
+    """Define and delete saved segments."""
     AGGREGATES_READ = "aggregates:read"
     """Counts and shares over the whole register, never a person."""
     AUDIT_READ = "audit:read"
@@ -62,7 +64,15 @@ DEFAULT_ROLES: dict[str, tuple[str, frozenset[Permission]]] = {
     ),
     "marketing": (
         "segments, value, programmes, offers, campaigns; customer cards read-only",
-        frozenset({P.CUSTOMERS_READ, P.CONSENT_READ, P.CONSENT_CHECK, P.AGGREGATES_READ}),
+        frozenset(
+            {
+                P.CUSTOMERS_READ,
+                P.CONSENT_READ,
+                P.CONSENT_CHECK,
+                P.AGGREGATES_READ,
+                P.SEGMENTS_WRITE,
+            }
+        ),
     ),
     "analyst": ("aggregates only: no names or contact details", frozenset({P.AGGREGATES_READ})),
     "privacy": (

@@ -20,6 +20,7 @@ from oppiva.errors import Conflict, InvalidInput, OppivaError, RateLimited
 from oppiva.migrations import current
 from oppiva.privacy.api import router as privacy_router
 from oppiva.purchases.api import router as purchases_router
+from oppiva.segments.api import router as segments_router
 
 
 def error_body(exc: OppivaError) -> dict[str, object]:
@@ -86,6 +87,7 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     app.include_router(customers_router, prefix="/v1")
     app.include_router(privacy_router, prefix="/v1")
     app.include_router(purchases_router, prefix="/v1")
+    app.include_router(segments_router, prefix="/v1")
     app.state.permissions = check_routes(app)
     app.add_middleware(GuardMiddleware, store=store, max_body_bytes=settings.max_body_bytes)
     return app

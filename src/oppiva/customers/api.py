@@ -30,6 +30,7 @@ from oppiva.customers.schemas import (
 )
 from oppiva.db import MAX_ID
 from oppiva.errors import Forbidden
+from oppiva.plugins import customer_card
 
 router = APIRouter(tags=["customers"])
 
@@ -83,7 +84,9 @@ def create_customer(body: CustomerCreate, session: DbSession, access: Writer) ->
 def read_customer(customer_id: int, session: DbSession, access: Reader) -> CustomerOut:
     customer = service.get_customer(session, customer_id)
     access.audit(session, "customer.read", [customer.id])
-    return CustomerOut.model_validate(customer)
+    card = CustomerOut.model_validate(customer)
+    card.profile = customer_card(session, customer.id)
+    return card
 
 
 @router.patch("/customers/{customer_id}", response_model=CustomerOut)

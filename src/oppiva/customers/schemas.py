@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -113,6 +114,8 @@ class CustomerOut(BaseModel):
     updated_at: datetime
     identities: list[IdentityOut]
     addresses: list[AddressOut]
+    # what other domains know of the customer: segmentation, value (read endpoint only)
+    profile: dict[str, Any] = Field(default_factory=dict)
 
 
 class InteractionOut(BaseModel):
