@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -145,6 +146,7 @@ def demo(
         run_import(ctx, "products", folder / "products.csv")
         run_import(ctx, "customers", folder / "customers.csv", default_source="crm")
         run_import(ctx, "receipts", folder / "receipts.csv")
+        _demo_analysis(ctx, date(2025, 1, 6) + timedelta(weeks=weeks, days=-1))
     with unit_of_work(ctx) as session:
         total = count_customers(session)
     settings = get_settings()
@@ -163,6 +165,25 @@ def demo(
         f"  curl -d 'username={credentials.admin_email}&password=...' {base}/v1/auth/token",
         markup=False,
     )
+
+
+DEMO_SEGMENTS = {
+    "families": 'share("baby & kids") >= 0.15 and visits_365d >= 6',
+    "web-regulars": 'preferred_channel in ("web", "app") and visits_365d >= 12',
+    "slipping-regulars": "visits_365d >= 12 and recency_days > 2 * mean_interpurchase_days",
+}
+
+
+def _demo_analysis(ctx: typer.Context, as_of: date) -> None:
+    """A few saved segments and a preset, then the analysis as of the simulation's last day."""
+    from oppiva.analytics.cli import analyze_command
+    from oppiva.segments.service import define_segment
+
+    with unit_of_work(ctx) as session:
+        define_segment(session, "department-store-key", preset="department-store-key")
+        for key, criteria in DEMO_SEGMENTS.items():
+            define_segment(session, key, criteria)
+    analyze_command(ctx, as_of=as_of.isoformat())
 
 
 def _demo_folder(url: str) -> Path:
