@@ -195,11 +195,11 @@ def _load(url: str, writes: list[Write]) -> None:
                 cursor.execute(sql)
             if write.path is not None:
                 target = write.staged or write.table
-                widths = {} if write.staged else _integer_columns(url, conn, target)
+                types = {} if write.staged else _column_types(url, cursor, target)
                 for batch in pq.ParquetFile(write.path).iter_batches(BATCH_ROWS):
                     cursor.adbc_ingest(
                         target,
-                        _narrowed(batch, widths),
+                        _cast(batch, types),
                         mode="append",
                         temporary=write.staged is not None,
                     )
@@ -212,26 +212,6 @@ def _load(url: str, writes: list[Write]) -> None:
         raise
     finally:
         conn.close()
-
-
-def _integer_columns(url: str, conn: Any, table: str) -> dict[str, pa.DataType]:
-    """The integer columns of `table` on PostgreSQL, whose binary COPY takes an `integer`
-    only as 32 bits (the engines write 64); SQLite takes any integer."""
-    if make_url(url).get_backend_name() == "sqlite":
-        return {}
-    schema = conn.adbc_get_table_schema(table)
-    return {f.name: f.type for f in schema if pa.types.is_integer(f.type)}
-
-
-def _narrowed(batch: pa.RecordBatch, widths: dict[str, pa.DataType]) -> pa.RecordBatch:
-    """`batch` with its integer columns cast (checked for overflow) to the table's widths."""
-    columns = [
-        column.cast(widths[name])
-        if name in widths and pa.types.is_integer(column.type) and column.type != widths[name]
-        else column
-        for name, column in zip(batch.schema.names, batch.columns, strict=True)
-    ]
-    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 if __name__ == "__main__":
