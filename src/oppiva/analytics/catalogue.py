@@ -107,13 +107,15 @@ _FUNCTIONS = [
         "months_since_in",
         Kind.INT,
         (Kind.TEXT,),
-        "whole calendar months since the latest purchase in a department, group or subgroup",
+        "whole months from the latest purchase in a department, group or subgroup to the "
+        "analysis date (20 December to 19 December is 11)",
     ),
     Function(
         "unbroken_months_in",
         Kind.INT,
         (Kind.TEXT,),
-        "calendar months in a row, up to this month or the last, with a purchase in the group",
+        "calendar months in a row, up to this month or the last, with a purchase in the group "
+        "that was not returned",
     ),
 ]
 

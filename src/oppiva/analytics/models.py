@@ -67,6 +67,8 @@ class CustomerFeature(Base):
     mean_interpurchase_days: Mapped[float | None] = mapped_column(Float)
     trend_90d: Mapped[float | None] = mapped_column(Float)
     department_shares: Mapped[str | None] = mapped_column(String)  # JSON text: {"Fresh": 0.31}
+    # JSON text: visits in the last 365 days per weekday and hour, {"Mon 09": 3, "Sat 11": 5}
+    visit_profile: Mapped[str | None] = mapped_column(String)
     rfm_r: Mapped[int | None] = mapped_column(Integer)
     rfm_f: Mapped[int | None] = mapped_column(Integer)
     rfm_m: Mapped[int | None] = mapped_column(Integer)

@@ -100,9 +100,14 @@ def _connect(url: str) -> Any:
 
 def _dump(url: str, queries: list[Query], folder: Path) -> None:
     conn = _connect(url)
+    sqlite = make_url(url).get_backend_name() == "sqlite"
     try:
         for query in queries:
             cursor = conn.cursor()
+            if sqlite:  # the driver's default, 1,024 rows, makes as many tiny row groups
+                cursor.adbc_statement.set_options(
+                    **{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)}
+                )
             cursor.execute(query.sql)
             reader = cursor.fetch_record_batch()
             writer: pq.ParquetWriter | None = None
@@ -148,8 +153,8 @@ def _normalise(table: pa.Table, query: Query) -> pa.Table:
 
 
 def _with_local_parts(table: pa.Table, utc: pa.ChunkedArray, timezone: str) -> pa.Table:
-    """Add `day` (days since 1970-01-01), `month` (months since 1970-01), `weekday` (0 Monday)
-    and `hour` of the local wall clock: integers, so every engine does the same calendar."""
+    """Add `day` (days since 1970-01-01), `month` (months since 1970-01), `mday` (day of the
+    month), `weekday` (0 Monday) and `hour` of the local wall clock: integers, so every engine does the same calendar."""
     local = pc.local_timestamp(utc.cast(pa.timestamp("us", tz=timezone)))
     day = local.cast(pa.date32()).cast(pa.int32())
     month = pc.add(
@@ -158,6 +163,7 @@ def _with_local_parts(table: pa.Table, utc: pa.ChunkedArray, timezone: str) -> p
     parts = {
         "day": day,
         "month": month.cast(pa.int32()),
+        "mday": pc.day(local).cast(pa.int8()),
         "weekday": pc.day_of_week(local).cast(pa.int8()),
         "hour": pc.hour(local).cast(pa.int8()),
     }

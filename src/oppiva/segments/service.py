@@ -6,6 +6,7 @@ Services never commit: the adapter owns the transaction. Membership itself is co
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "car-dealer-regular",
             "Car dealer regular customer",
-            'units_in("Cars") >= 2 and months_since_in("Maintenance") <= 12',
+            'units_in("Cars") >= 2 and months_since_in("Maintenance") < 12',
             "Has bought at least two cars, and the car is serviced on schedule (a "
             "maintenance visit within the last twelve months).",
             "car_dealer",
@@ -265,6 +266,8 @@ def customer_segments(session: Session, customer_id: int) -> dict[str, Any] | No
         "lifestyle": None if cluster is None else {"id": cluster.id, "name": cluster.name},
         "segments": list(saved),
         "features": features_of(row),
+        "department_shares": json.loads(row.department_shares or "{}"),
+        "visit_profile": json.loads(row.visit_profile or "{}"),
     }
 
 

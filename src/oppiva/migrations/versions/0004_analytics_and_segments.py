@@ -91,6 +91,7 @@ def upgrade() -> None:
         sa.Column("mean_interpurchase_days", sa.Float(), nullable=True),
         sa.Column("trend_90d", sa.Float(), nullable=True),
         sa.Column("department_shares", sa.String(), nullable=True),
+        sa.Column("visit_profile", sa.String(), nullable=True),
         sa.Column("rfm_r", sa.Integer(), nullable=True),
         sa.Column("rfm_f", sa.Integer(), nullable=True),
         sa.Column("rfm_m", sa.Integer(), nullable=True),
