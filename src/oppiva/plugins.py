@@ -24,7 +24,6 @@ BUILTIN_PLUGINS = (
     "oppiva.access.hooks",
     "oppiva.purchases.hooks",
     "oppiva.segments.hooks",
-    "oppiva.value.hooks",
 )
 
 

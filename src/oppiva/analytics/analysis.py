@@ -1,9 +1,9 @@
 """`oppiva analyze`: store -> Parquet -> engine (features, segmentation) -> store.
 
-Stages: read the store, compute the features, fit the value models, score RFM, classes and
-life-cycle stages, evaluate the saved segments, fit the lifestyle clusters, find the quiet
-hours, record what changed, write back. Everything is written in one transaction at the end,
-stamped `as_of`; a second run for the same date replaces the first.
+Stages: read the store, compute the features, score RFM, classes and life-cycle stages,
+evaluate the saved segments, fit the lifestyle clusters, find the quiet hours, record what
+changed, write back. Everything is written in one transaction at the end, stamped `as_of`;
+a second run for the same date replaces the first.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from oppiva.analytics.catalogue import FEATURES
+from oppiva.analytics.catalogue import FEATURES, Kind
 from oppiva.analytics.engine import Engine, EngineKind, open_engine
 from oppiva.analytics.features import (
     Sources,
@@ -39,12 +39,10 @@ from oppiva.db import utcnow
 from oppiva.errors import InvalidInput
 from oppiva.segments import rules
 from oppiva.segments.criteria import Criteria, to_ibis, validate
-from oppiva.value import stage as value_stage
 
 STAGES = (
     "reading the store",
     "customer features",
-    "customer value",
     "RFM, classes, stages, segments",
     "lifestyle clusters",
     "quiet hours",
@@ -119,7 +117,6 @@ def queries(timezone: str, as_of: date) -> list[Query]:
             types={"id": i64, "name": text, "model": text},
         ),
         Query("runs", "SELECT max(as_of) AS as_of FROM analysis_run", dates=("as_of",)),
-        value_stage.register_query(as_of),
     ]
 
 
@@ -137,7 +134,6 @@ class Report:
     quiet_slots: int = 0
     changes: int = 0
     seconds: float = 0.0
-    value: dict[str, Any] = field(default_factory=dict)  # the value models, or why none
 
     def detail(self) -> dict[str, Any]:
         return {
@@ -147,7 +143,6 @@ class Report:
             "clusters": [{k: c[k] for k in ("id", "name", "size")} for c in self.clusters],
             "quiet_slots": self.quiet_slots,
             "changes": self.changes,
-            "value": self.value,
             "seconds": round(self.seconds, 1),
         }
 
@@ -183,10 +178,9 @@ def analyze(
             outputs = _compute(eng, files, folder, as_of, settings, rules_, report, step)
         finally:
             eng.close()
+        step(STAGES[5])
+        writes = _history_writes(files, outputs, folder, as_of, report)
         step(STAGES[6])
-        writes = value_stage.card_writes(folder, files["value_register"], outputs.features, as_of)
-        writes += _history_writes(files, outputs, folder, as_of, report)
-        step(STAGES[7])
         report.seconds = (utcnow() - started).total_seconds()
         writes.append(_run_row(folder, report, started))
         load(url, [*outputs.writes, *writes])
@@ -236,11 +230,8 @@ def _compute(
     features = customer_features(src, as_of, departments).join(live, "customer_id")
     raw = folder / "features_raw.parquet"
     eng.write(features, raw)
-    step(STAGES[2])
-    valued = value_stage.run(raw, folder, as_of, settings)
-    report.value = valued.summary
 
-    step(STAGES[3])
+    step(STAGES[2])
     table = eng.read("features", raw)
     lines = purchase_lines(src, as_of)
     gaps = pq.read_table(raw, columns=["mean_interpurchase_days"]).column(0).drop_null()
@@ -265,12 +256,7 @@ def _compute(
         prev_since=previous.valid_from_day,
     )
     t = t.left_join(stage_rows, "customer_id").drop("customer_id_right")
-    p_alive = None
-    if valued.scores is not None:  # P(alive) < 0.5 is passivating
-        alive = eng.read("value_scores", valued.scores).select("customer_id", "p_alive")
-        t = t.left_join(alive, "customer_id").drop("customer_id_right")
-        p_alive = t.p_alive
-    t = rules.lifecycle(t, population_gap, day_number(as_of), p_alive)
+    t = rules.lifecycle(t, population_gap, day_number(as_of))
     flags = {
         f"seg__{s['key']}": to_ibis(criteria[s["key"]], scope).fill_null(False) for s in segments
     }
@@ -292,6 +278,8 @@ def _saved(segment: dict[str, Any]) -> Criteria:
 # Customers the number of clusters is chosen on (the gap statistic grows fast with it).
 CLUSTER_SAMPLE = 10_000
 FEATURE_COLUMNS = [name for name in FEATURES if name not in ("first_purchase", "last_purchase")]
+# The stored type of each kind: DuckDB sums integers to HUGEINT, which Parquet keeps as DOUBLE.
+SQL_TYPES = {Kind.INT: "BIGINT", Kind.FLOAT: "DOUBLE", Kind.BOOL: "BOOLEAN", Kind.TEXT: "VARCHAR"}
 SEGMENT_COLUMNS = [
     "rfm_r",
     "rfm_f",
@@ -325,14 +313,15 @@ def _finish(
     report: Report,
     step: Progress,
 ) -> _Outputs:
-    step(STAGES[4])
+    step(STAGES[3])
     clusters = _clusters(files, scored, departments, as_of, report)
-    step(STAGES[5])
+    step(STAGES[4])
     slots = quiet_slots(src.receipts, src.outlets, as_of, settings.quiet_share)
     slots_path = folder / "quiet_slots.parquet"
     eng.write(slots, slots_path)
     audience_path = folder / "quiet_audience.parquet"
-    eng.write(quiet_audience(src.receipts, eng.read("slots", slots_path), as_of), audience_path)
+    audience = quiet_audience(src.receipts, eng.read("slots", slots_path), as_of, src.customers)
+    eng.write(audience, audience_path)
 
     db = duckdb.connect()
     day = f"DATE '{as_of.isoformat()}'"
@@ -353,7 +342,7 @@ def _finish(
             SELECT f.customer_id, {day} AS as_of,
                    DATE '1970-01-01' + f.first_day::INTEGER AS first_purchase,
                    DATE '1970-01-01' + f.last_day::INTEGER AS last_purchase,
-                   {", ".join(f"f.{c}" for c in FEATURE_COLUMNS)},
+                   {", ".join(f"f.{c}::{SQL_TYPES[FEATURES[c].kind]} AS {c}" for c in FEATURE_COLUMNS)},
                    j.shares AS department_shares,
                    {", ".join(f"f.{c}" for c in SEGMENT_COLUMNS)}
             FROM f LEFT JOIN (

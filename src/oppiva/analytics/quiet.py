@@ -55,12 +55,14 @@ def quiet_slots(receipts: ir.Table, outlets: ir.Table, as_of: date, quiet_share:
     )
 
 
-def quiet_audience(receipts: ir.Table, slots: ir.Table, as_of: date) -> ir.Table:
-    """Per store, the customers with the highest (smoothed) share of visits in quiet hours."""
+def quiet_audience(
+    receipts: ir.Table, slots: ir.Table, as_of: date, customers: ir.Table
+) -> ir.Table:
+    """Per store, the customers with the highest (smoothed) share of visits in quiet hours;
+    only `customers` are listed (an erased person's receipts keep their id)."""
     a = day_number(as_of)
-    r = receipts.filter(
-        receipts.customer_id.notnull() & (receipts.day <= a) & (receipts.day > a - YEAR)
-    )
+    r = receipts.filter((receipts.day <= a) & (receipts.day > a - YEAR))
+    r = r.semi_join(customers, r.customer_id == customers.id)
     marked = r.join(slots, ["outlet_id", "weekday", "hour"]).select(
         r.outlet_id, r.customer_id, quiet=slots.quiet
     )
