@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     quiet_share: float = 0.5
     """An open hour is quiet when its traffic is under this share of the store's mean hour."""
 
+    default_margin: float = 0.25
+    """Customer lifetime value: the margin rate of a customer whose purchases carry no cost."""
+
+    discount_rate: float = 0.01
+    """Customer lifetime value: the discount rate a month (the value looks 12 months ahead)."""
+
     login_failures_per_account: int = 5
     login_failures_per_address: int = 20
     login_failure_window_minutes: int = 15

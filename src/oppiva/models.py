@@ -6,5 +6,6 @@ from oppiva.customers import models as customers
 from oppiva.privacy import models as privacy
 from oppiva.purchases import models as purchases
 from oppiva.segments import models as segments
+from oppiva.value import models as value
 
-__all__ = ["access", "analytics", "customers", "privacy", "purchases", "segments"]
+__all__ = ["access", "analytics", "customers", "privacy", "purchases", "segments", "value"]

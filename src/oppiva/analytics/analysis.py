@@ -1,9 +1,9 @@
 """`oppiva analyze`: store -> Parquet -> engine (features, segmentation) -> store.
 
-Stages: read the store, compute the features, score RFM, classes and life-cycle stages,
-evaluate the saved segments, fit the lifestyle clusters, find the quiet hours, record what
-changed, write back. Everything is written in one transaction at the end, stamped `as_of`;
-a second run for the same date replaces the first.
+Stages: read the store, compute the features, fit the value models, score RFM, classes and
+life-cycle stages, evaluate the saved segments, fit the lifestyle clusters, find the quiet
+hours, record what changed, write back. Everything is written in one transaction at the end,
+stamped `as_of`; a second run for the same date replaces the first.
 """
 
 from __future__ import annotations
@@ -39,10 +39,12 @@ from oppiva.db import utcnow
 from oppiva.errors import InvalidInput
 from oppiva.segments import rules
 from oppiva.segments.criteria import Criteria, to_ibis, validate
+from oppiva.value import stage as value_stage
 
 STAGES = (
     "reading the store",
     "customer features",
+    "customer value",
     "RFM, classes, stages, segments",
     "lifestyle clusters",
     "quiet hours",
@@ -117,6 +119,7 @@ def queries(timezone: str, as_of: date) -> list[Query]:
             types={"id": i64, "name": text, "model": text},
         ),
         Query("runs", "SELECT max(as_of) AS as_of FROM analysis_run", dates=("as_of",)),
+        value_stage.register_query(as_of),
     ]
 
 
@@ -134,6 +137,7 @@ class Report:
     quiet_slots: int = 0
     changes: int = 0
     seconds: float = 0.0
+    value: dict[str, Any] = field(default_factory=dict)  # the value models, or why none
 
     def detail(self) -> dict[str, Any]:
         return {
@@ -143,6 +147,7 @@ class Report:
             "clusters": [{k: c[k] for k in ("id", "name", "size")} for c in self.clusters],
             "quiet_slots": self.quiet_slots,
             "changes": self.changes,
+            "value": self.value,
             "seconds": round(self.seconds, 1),
         }
 
@@ -178,9 +183,10 @@ def analyze(
             outputs = _compute(eng, files, folder, as_of, settings, rules_, report, step)
         finally:
             eng.close()
-        step(STAGES[5])
-        writes = _history_writes(files, outputs, folder, as_of, report)
         step(STAGES[6])
+        writes = value_stage.card_writes(folder, files["value_register"], outputs.features, as_of)
+        writes += _history_writes(files, outputs, folder, as_of, report)
+        step(STAGES[7])
         report.seconds = (utcnow() - started).total_seconds()
         writes.append(_run_row(folder, report, started))
         load(url, [*outputs.writes, *writes])
@@ -230,8 +236,11 @@ def _compute(
     features = customer_features(src, as_of, departments).join(live, "customer_id")
     raw = folder / "features_raw.parquet"
     eng.write(features, raw)
-
     step(STAGES[2])
+    valued = value_stage.run(raw, folder, as_of, settings)
+    report.value = valued.summary
+
+    step(STAGES[3])
     table = eng.read("features", raw)
     lines = purchase_lines(src, as_of)
     gaps = pq.read_table(raw, columns=["mean_interpurchase_days"]).column(0).drop_null()
@@ -256,7 +265,12 @@ def _compute(
         prev_since=previous.valid_from_day,
     )
     t = t.left_join(stage_rows, "customer_id").drop("customer_id_right")
-    t = rules.lifecycle(t, population_gap, day_number(as_of))
+    p_alive = None
+    if valued.scores is not None:  # P(alive) < 0.5 is passivating
+        alive = eng.read("value_scores", valued.scores).select("customer_id", "p_alive")
+        t = t.left_join(alive, "customer_id").drop("customer_id_right")
+        p_alive = t.p_alive
+    t = rules.lifecycle(t, population_gap, day_number(as_of), p_alive)
     flags = {
         f"seg__{s['key']}": to_ibis(criteria[s["key"]], scope).fill_null(False) for s in segments
     }
@@ -313,9 +327,9 @@ def _finish(
     report: Report,
     step: Progress,
 ) -> _Outputs:
-    step(STAGES[3])
-    clusters = _clusters(files, scored, departments, as_of, report)
     step(STAGES[4])
+    clusters = _clusters(files, scored, departments, as_of, report)
+    step(STAGES[5])
     slots = quiet_slots(src.receipts, src.outlets, as_of, settings.quiet_share)
     slots_path = folder / "quiet_slots.parquet"
     eng.write(slots, slots_path)

@@ -119,6 +119,7 @@ def customer_features(src: Sources, as_of: date, departments: list[str]) -> ir.T
         bought_365d_c=v.bought.sum(where=in_window[365]).coalesce(0),
         returned_365d_c=v.returned.sum(where=in_window[365]).coalesce(0),
         channels_used=v.kind.nunique(where=v.is_visit).cast("int64"),
+        purchase_days=v.day.nunique(where=v.is_visit).cast("int64"),
     )
     year = lines.filter(lines.age < 365)
     with_cost = year.cost.notnull()
@@ -141,7 +142,12 @@ def customer_features(src: Sources, as_of: date, departments: list[str]) -> ir.T
         _top(visited, "weekday", visited.count(), "favourite_weekday"),
         _top(visited, "hour", visited.count(), "favourite_hour"),
     ]
+    # customer value: the first purchase day's net spend (repeat spend leaves it out)
+    firsts = base.select(first_of=base.customer_id, first=base.first_day)
+    on_first = v.join(firsts, (v.customer_id == firsts.first_of) & (v.day == firsts.first))
+    first_spend = on_first.group_by("customer_id").agg(first_day_spend_c=on_first.net.sum())
     t = base.left_join(breadth, "customer_id").drop("customer_id_right")
+    t = t.left_join(first_spend, "customer_id").drop("customer_id_right")
     for top in tops:
         t = t.left_join(top, "customer_id").drop("customer_id_right")
     a = day_number(as_of)
@@ -182,6 +188,9 @@ def customer_features(src: Sources, as_of: date, departments: list[str]) -> ir.T
         trend_90d=_ratio(
             t.spend_90d_c - t.spend_prev_90d_c, ibis.greatest(t.spend_90d_c, t.spend_prev_90d_c)
         ),
+        # for the customer value stage (not in the catalogue): purchase days, first day's spend
+        value_days=t.purchase_days,
+        value_first_spend=_money(t.first_day_spend_c.coalesce(0)),
         **{
             share_column(d): _ratio(
                 ibis.greatest(t[share_column(d) + "_c"].coalesce(0), 0), shares_total

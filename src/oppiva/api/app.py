@@ -21,6 +21,7 @@ from oppiva.migrations import current
 from oppiva.privacy.api import router as privacy_router
 from oppiva.purchases.api import router as purchases_router
 from oppiva.segments.api import router as segments_router
+from oppiva.value.api import router as value_router
 
 
 def error_body(exc: OppivaError) -> dict[str, object]:
@@ -88,6 +89,7 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     app.include_router(privacy_router, prefix="/v1")
     app.include_router(purchases_router, prefix="/v1")
     app.include_router(segments_router, prefix="/v1")
+    app.include_router(value_router, prefix="/v1")
     app.state.permissions = check_routes(app)
     app.add_middleware(GuardMiddleware, store=store, max_body_bytes=settings.max_body_bytes)
     return app

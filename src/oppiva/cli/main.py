@@ -19,6 +19,7 @@ from oppiva.migrations import current, downgrade, head
 from oppiva.privacy.cli import app as consent_app
 from oppiva.purchases.cli import app as import_app
 from oppiva.segments.cli import app as segments_app
+from oppiva.value.cli import app as value_app
 
 app = typer.Typer(
     help="oppiva: one-to-one marketing, the learning customer relationship.",
@@ -35,6 +36,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(segments_app, name="segments")
+app.add_typer(value_app, name="value")
 app.command("audit")(audit_command)
 app.command("analyze")(analyze_command)
 app.command("quiet-hours")(quiet_hours_command)

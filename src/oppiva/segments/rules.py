@@ -59,6 +59,7 @@ NEW, ACTIVE, DEEPENING, PASSIVATING, LAPSED, WON_BACK = (
     "won back",
 )
 STAGES = (NEW, ACTIVE, DEEPENING, PASSIVATING, LAPSED, WON_BACK)
+PASSIVE_BELOW = 0.5  # P(alive) under which a customer is passivating
 
 
 def relationship(
@@ -82,20 +83,27 @@ def relationship(
     return t.mutate(relationship_action=action)
 
 
-def lifecycle(t: ir.Table, population_gap: float, as_of_day: int) -> ir.Table:
+def lifecycle(
+    t: ir.Table, population_gap: float, as_of_day: int, p_alive: ir.FloatingValue | None = None
+) -> ir.Table:
     """The life-cycle stage against the customer's own rhythm (`prev_stage`, `prev_since`:
     the stage of the previous analysis and its first day, for won-back customers).
 
     The rhythm is the mean days between visits, or the population's median for a customer
     of one visit; overdue by 2x is passivating, by 4x (at least 90 days) or a year is lapsed.
+    With a value model, `p_alive` (the probability that the customer is still buying) under
+    0.5 is passivating too.
     """
     gap = t.mean_interpurchase_days.fill_null(population_gap)
     came_back = (t.prev_stage == LAPSED) | (
         (t.prev_stage == WON_BACK) & ((as_of_day - t.prev_since) < 90)
     )
+    overdue = t.recency_days > ibis.greatest(gap * 2, 21)
+    if p_alive is not None:
+        overdue = overdue | (p_alive < PASSIVE_BELOW).fill_null(False)
     stage = ibis.cases(
         ((t.recency_days > 365) | (t.recency_days > ibis.greatest(gap * 4, 90)), LAPSED),
-        (t.recency_days > ibis.greatest(gap * 2, 21), PASSIVATING),
+        (overdue, PASSIVATING),
         (t.tenure_days < 90, NEW),
         (came_back.fill_null(False), WON_BACK),
         ((t.trend_90d >= 0.25) & (t.visits_90d >= 2), DEEPENING),
