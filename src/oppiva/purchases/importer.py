@@ -13,6 +13,7 @@ till API's.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from sqlalchemy import Date
 
 from oppiva.bulk.batches import (
     ImportSummary,
@@ -33,6 +35,7 @@ from oppiva.bulk.batches import (
     checked_rows,
     file_digest,
     sql_text,
+    tuples,
     with_columns,
 )
 from oppiva.bulk.connection import BulkConnection
@@ -47,10 +50,12 @@ from oppiva.bulk.files import (
 )
 from oppiva.config import get_settings
 from oppiva.customers.identities import NormalIdentity, keyed_hash, normalise
-from oppiva.customers.models import IdentityKind
+from oppiva.customers.models import Customer, IdentityKind
+from oppiva.customers.service import MERGE_FILLABLE
 from oppiva.db import Store
 from oppiva.errors import InvalidInput, OppivaError
-from oppiva.purchases import service
+from oppiva.plugins import customer_links
+from oppiva.purchases import linking, service
 from oppiva.purchases.schemas import ReceiptIn
 
 RECEIPT_COLUMNS = (
@@ -237,6 +242,10 @@ class ReceiptImport:
         self._normal: dict[tuple[str, str], NormalIdentity | str] = {}
         self._digests: dict[tuple[str, str], str] = {}
         self._outlet_codes: dict[int, str] = {}
+        self._idents: dict[tuple[str, str], list[NormalIdentity]] = {}
+        # Receipts that tie customers together: resolved for the batch at once (`linking`);
+        # False sends every one of them down the single-receipt road.
+        self.link_in_sets = True
 
     def run(self) -> ImportSummary:
         started = time.perf_counter()
@@ -440,9 +449,7 @@ class ReceiptImport:
                 "JOIN receipt r ON r.source = s.source AND r.external_id = s.external_id"
             )
             skip: set[tuple[str, str]] = set()
-            for src, rid, first_line, file_id, line in zip(
-                *(known.column(c).to_pylist() for c in known.column_names), strict=True
-            ):
+            for src, rid, first_line, file_id, line in tuples(known):
                 skip.add((src, rid))
                 if file_id == self.file_id and line != first_line:
                     batch.reject(
@@ -459,9 +466,7 @@ class ReceiptImport:
                     "JOIN receipt r ON r.source = s.source AND r.external_id = s.returns_external_id "
                     "JOIN receipt_line l ON l.receipt_id = r.id JOIN product p ON p.id = l.product_id AND p.sku = s.sku"
                 )
-                ok = set(
-                    zip(*(found.column(c).to_pylist() for c in found.column_names), strict=True)
-                )
+                ok = set(tuples(found))
                 in_batch = set(
                     zip(
                         lines.column("source").to_pylist(),
@@ -501,7 +506,9 @@ class ReceiptImport:
                 )
             ]
             new_receipts = receipts.filter(pa.array(keep))
-            self._write(bulk, new_receipts, lines, buyers)
+            self._write(bulk, new_receipts, lines, buyers, self._new_profiles, self._new_identities)
+            if slow and self.link_in_sets:
+                slow = self._link(bulk, slow, receipts, lines)
             bulk.commit()
         except BaseException:
             bulk.rollback()
@@ -538,6 +545,7 @@ class ReceiptImport:
                 found.append(normal)
             if found:
                 per_receipt[(src, rid)] = found
+        self._idents = per_receipt
         self._new_profiles: list[dict[str, Any]] = []
         self._new_identities: list[dict[str, Any]] = []
         buyers: dict[tuple[str, str], tuple[int | None, str | None, list[str]]] = {}
@@ -599,7 +607,6 @@ class ReceiptImport:
             starts[g] = min(starts.get(g, day), day)
         unowned = sum(1 for members in groups.values() if not any(m in owner for m in members))
         next_id = iter(bulk.allocate_ids("customer", unowned))
-        now = datetime.now(UTC)
         for g, members in groups.items():
             owners = {owner[m] for m in members if m in owner}
             if len(owners) > 1 or owners & forgetful:
@@ -609,7 +616,14 @@ class ReceiptImport:
                 cid: int | None = owners.pop()
             elif self.settings.recognise_unknown_identifiers:
                 cid = next(next_id)
-                self._new_profiles.append({"id": cid, "relationship_start": starts[g]})
+                self._new_profiles.append(
+                    {
+                        "id": cid,
+                        "relationship_start": starts[g],
+                        "status": "active",
+                        "merged_into_id": None,
+                    }
+                )
                 self.summary.profiles += 1
             else:
                 cid = None
@@ -624,6 +638,7 @@ class ReceiptImport:
                                 "kind": n.kind.value,
                                 "value": n.value,
                                 "display": n.display,
+                                "is_primary": False,
                             }
                         )
         slow: set[tuple[str, str]] = set()
@@ -634,10 +649,11 @@ class ReceiptImport:
                 continue
             cid = group_owner.get(g)
             best = min(ids, key=lambda n: RANK[n.kind])
-            digests = [digest[(n.kind.value, n.value)] for n in ids]
-            buyers[key] = (cid, best.kind.value if cid is not None else None, digests)
-        self._now = now
+            buyers[key] = (cid, best.kind.value if cid is not None else None, self._digests_of(ids))
         return buyers, slow
+
+    def _digests_of(self, ids: list[NormalIdentity]) -> list[str]:
+        return [self._digests[(n.kind.value, n.value)] for n in ids]
 
     def _not_remembered(self, bulk: BulkConnection, customers: set[int]) -> set[int]:
         if not customers:
@@ -664,19 +680,20 @@ class ReceiptImport:
         receipts: pa.Table,
         lines: pa.Table,
         buyers: dict[tuple[str, str], tuple[int | None, str | None, list[str]]],
+        profiles: list[dict[str, Any]],
+        identities: list[dict[str, Any]],
     ) -> None:
-        now = datetime.now(UTC)
-        now_sql = self._now_sql(bulk, now.strftime("%Y-%m-%d %H:%M:%S.%f"))
-        if self._new_profiles:
+        """New profiles, then identities, then receipts with their lines."""
+        now_sql = self._now_sql(bulk, datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
+        if profiles:
             bulk.stage(
                 "stage_profile",
-                pa.table(
-                    {
-                        "id": pa.array([p["id"] for p in self._new_profiles], pa.int64()),
-                        "relationship_start": pa.array(
-                            [p["relationship_start"] for p in self._new_profiles], pa.date32()
-                        ),
-                    }
+                _table(
+                    profiles,
+                    id=pa.int64(),
+                    relationship_start=pa.date32(),
+                    status=pa.string(),
+                    merged_into_id=pa.int64(),
                 ),
             )
             start = (
@@ -685,14 +702,25 @@ class ReceiptImport:
                 else "strftime('%Y-%m-%d', relationship_start)"
             )
             bulk.execute(
-                "INSERT INTO customer (id, kind, status, enrolled, language, relationship_start, created_at, updated_at) "
-                f"SELECT id, 'person', 'active', false, 'fi', {start}, {now_sql}, {now_sql} FROM stage_profile"
+                "INSERT INTO customer (id, kind, status, enrolled, language, relationship_start, merged_into_id, "
+                f"created_at, updated_at) SELECT id, 'person', status, false, 'fi', {start}, merged_into_id, "
+                f"{now_sql}, {now_sql} FROM stage_profile ORDER BY id"
             )
-        if self._new_identities:
-            bulk.stage("stage_identity", pa.Table.from_pylist(self._new_identities))
+        if identities:
+            bulk.stage(
+                "stage_identity",
+                _table(
+                    identities,
+                    customer_id=pa.int64(),
+                    kind=pa.string(),
+                    value=pa.string(),
+                    display=pa.string(),
+                    is_primary=pa.bool_(),
+                ),
+            )
             bulk.execute(
                 "INSERT INTO identity (customer_id, kind, value, display, label, is_primary, created_at) "
-                f"SELECT customer_id, kind, value, display, 'seen at intake', false, {now_sql} FROM stage_identity WHERE true "
+                f"SELECT customer_id, kind, value, display, 'seen at intake', is_primary, {now_sql} FROM stage_identity WHERE true "
                 "ON CONFLICT (kind, value) DO NOTHING"
             )
         if not receipts.num_rows:
@@ -728,13 +756,7 @@ class ReceiptImport:
             "ON CONFLICT (source, external_id) DO NOTHING"
         )
         # Only the lines of the receipts written just now.
-        new_keys = pc.binary_join_element_wise(
-            receipts.column("source"), receipts.column("external_id"), "\x1f"
-        )
-        line_keys = pc.binary_join_element_wise(
-            lines.column("source"), lines.column("external_id"), "\x1f"
-        )
-        lines = lines.filter(pc.is_in(line_keys, value_set=new_keys))
+        lines = lines.filter(pc.is_in(_keys(lines), value_set=_keys(receipts)))
         bulk.stage(
             "stage_line",
             lines.select(
@@ -765,26 +787,293 @@ class ReceiptImport:
         self.summary.new += receipts.num_rows
         self.summary.lines += lines.num_rows
 
+    def _link(
+        self, bulk: BulkConnection, slow: set[tuple[str, str]], receipts: pa.Table, lines: pa.Table
+    ) -> set[tuple[str, str]]:
+        """Resolve the receipts that tie customers together with set operations, in the same
+        transaction as the rest of the batch; the ones `linking` does not model come back."""
+        mine = _only(receipts, slow).sort_by("first_line")
+        returns: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        for src, rid, ret in tuples(lines, "source", "external_id", "returns_external_id"):
+            if ret is not None and (src, rid) in slow and (src, ret) in slow:
+                returns.setdefault((src, rid), set()).add((src, ret))
+        items = [
+            linking.Receipt(
+                (src, rid),
+                ts.date(),
+                self._idents.get((src, rid), []),
+                returns.get((src, rid), set()),
+            )
+            for src, rid, ts in tuples(mine, "source", "external_id", "ts")
+        ]
+        distinct = {(n.kind.value, n.value) for r in items for n in r.idents}
+        bulk.stage(
+            "stage_link_ident",
+            pa.table(
+                {"kind": [k for k, _ in distinct], "value": [v for _, v in distinct]},
+                pa.schema([("kind", pa.string()), ("value", pa.string())]),
+            ),
+        )
+        held = bulk.arrow(
+            "SELECT s.kind, s.value, i.customer_id FROM stage_link_ident s "
+            "JOIN identity i ON i.kind = s.kind AND i.value = s.value"
+        )
+        owner: dict[tuple[str, str], int] = {(k, v): c for k, v, c in tuples(held)}
+        people, blocked = self._people(bulk, set(owner.values()))
+        counter = itertools.count(max([0, *people]) + 1)
+        left: set[tuple[str, str]] = set()
+        outcomes: list[linking.Outcome] = []
+        for group in linking.groups(items, owner):
+            touched = {owner.get((n.kind.value, n.value)) for r in group for n in r.idents}
+            try:
+                if touched & blocked:
+                    raise linking.Unmodelled
+                outcomes.append(
+                    linking.replay(
+                        group,
+                        owner,
+                        people,
+                        recognise=self.settings.recognise_unknown_identifiers,
+                        new_id=lambda: next(counter),
+                    )
+                )
+            except linking.Unmodelled:
+                left.update(r.key for r in group)
+        self._write_links(bulk, outcomes, mine, lines, left)
+        return left
+
+    def _people(
+        self, bulk: BulkConnection, ids: set[int]
+    ) -> tuple[dict[int, linking.Person], set[int]]:
+        """The customers `ids` as the linking rules see them, with every row the merge of one
+        would move; and those the rules leave to the single-receipt road (an organisation, a
+        record that is not active, a customer who ever asked not to be remembered)."""
+        if not ids:
+            return {}, set()
+        bulk.stage("stage_link_owner", pa.table({"id": pa.array(sorted(ids), pa.int64())}))
+        among = "IN (SELECT id FROM stage_link_owner)"
+        fillable = ", ".join(MERGE_FILLABLE)
+        people: dict[int, linking.Person] = {}
+        blocked: set[int] = set()
+        for row in bulk.arrow(
+            f"SELECT id, kind, status, enrolled, relationship_start, {fillable} FROM customer WHERE id {among}"
+        ).to_pylist():
+            if row["kind"] != "person" or row["status"] != "active":
+                blocked.add(row["id"])
+            people[row["id"]] = linking.Person(
+                row["id"],
+                enrolled=bool(row["enrolled"]),
+                start=_day(row["relationship_start"]),
+                fields={
+                    name: _day(row[name]) if _is_date(name) else row[name]
+                    for name in MERGE_FILLABLE
+                },
+            )
+        blocked |= set(
+            bulk.arrow(
+                "SELECT DISTINCT customer_id FROM preference_event "
+                f"WHERE name = 'remember_me' AND NOT value AND customer_id {among}"
+            )
+            .column("customer_id")
+            .to_pylist()
+        )
+        for cid, kind in tuples(
+            bulk.arrow(f"SELECT DISTINCT customer_id, kind FROM identity WHERE customer_id {among}")
+        ):
+            people[cid].kinds.add(kind)
+        for link in customer_links():
+            rows = bulk.arrow(
+                f"SELECT id, {link.column} AS customer_id FROM {link.table.name} "
+                f"WHERE {link.column} {among} ORDER BY id"
+            )
+            for row_id, cid in tuples(rows):
+                people[cid].rows.append((link.table.name, link.column, row_id))
+        return people, blocked
+
+    def _write_links(
+        self,
+        bulk: BulkConnection,
+        outcomes: list[linking.Outcome],
+        receipts: pa.Table,
+        lines: pa.Table,
+        left: set[tuple[str, str]],
+    ) -> None:
+        """What the linking rules decided, written: profiles, merged records, moved rows,
+        identities, receipts, and the merges with what each moved (so unmerge can undo them)."""
+        if not outcomes:
+            return
+        people = outcomes[0].people
+        created = [cid for o in outcomes for cid in o.created]
+        real = dict(zip(created, bulk.allocate_ids("customer", len(created)), strict=True))
+
+        def final(cid: int) -> int:
+            root = outcomes[0].root(cid)
+            return real.get(root, root)
+
+        def into(person: linking.Person) -> int | None:
+            return (
+                None
+                if person.merged_into is None
+                else real.get(person.merged_into, person.merged_into)
+            )
+
+        profiles = [
+            {
+                "id": real[cid],
+                "relationship_start": people[cid].start,
+                "status": "active" if people[cid].merged_into is None else "merged",
+                "merged_into_id": into(people[cid]),
+            }
+            for cid in created
+        ]
+        self.summary.profiles += len(profiles)
+        merges = [m for o in outcomes for m in o.merges]
+        changed = sorted(
+            {cid for m in merges for cid in (m.survivor, m.absorbed) if people[cid].stored}
+        )
+        if changed:
+            bulk.stage(
+                "stage_link_person",
+                _table(
+                    [
+                        {
+                            "id": cid,
+                            "status": "active" if people[cid].merged_into is None else "merged",
+                            "merged_into_id": into(people[cid]),
+                            "relationship_start": people[cid].start,
+                            **people[cid].fields,
+                        }
+                        for cid in changed
+                    ],
+                    id=pa.int64(),
+                    status=pa.string(),
+                    merged_into_id=pa.int64(),
+                    relationship_start=pa.date32(),
+                    **{n: pa.date32() if _is_date(n) else pa.string() for n in MERGE_FILLABLE},
+                ),
+            )
+            columns = ("status", "merged_into_id", "relationship_start", *MERGE_FILLABLE)
+            bulk.execute(
+                "UPDATE customer SET "
+                + ", ".join(
+                    f"{c} = (SELECT s.{c} FROM stage_link_person s WHERE s.id = customer.id)"
+                    for c in columns
+                )
+                + " WHERE id IN (SELECT id FROM stage_link_person)"
+            )
+        # The stored rows of every absorbed record go to the customer who stands for it now.
+        moved: dict[tuple[str, str], dict[int, int]] = {}
+        for m in merges:
+            for table, column, row in m.moved:
+                if isinstance(row, int):
+                    moved.setdefault((table, column), {})[row] = final(m.survivor)
+        for (table, column), rows in moved.items():
+            bulk.stage(
+                "stage_link_move",
+                pa.table(
+                    {
+                        "id": pa.array(list(rows), pa.int64()),
+                        "customer_id": pa.array(list(rows.values()), pa.int64()),
+                    }
+                ),
+            )
+            bulk.execute(
+                f"UPDATE {table} SET {column} = (SELECT m.customer_id FROM stage_link_move m "
+                f"WHERE m.id = {table}.id) WHERE id IN (SELECT id FROM stage_link_move)"
+            )
+        identities = [
+            {
+                "customer_id": final(a.customer),
+                "kind": a.ident.kind.value,
+                "value": a.ident.value,
+                "display": a.ident.display,
+                "is_primary": a.primary,
+            }
+            for o in outcomes
+            for a in o.attached
+        ]
+        buyers = {
+            key: (
+                None if cid is None else final(cid),
+                by,
+                self._digests_of(self._idents.get(key, [])),
+            )
+            for o in outcomes
+            for key, (cid, by) in o.buyers.items()
+        }
+        self._write(bulk, _only(receipts, left, keep=False), lines, buyers, profiles, identities)
+        if not merges:
+            return
+        written: dict[tuple[str, Any], int] = {}
+        for row_id, src, rid in tuples(
+            bulk.arrow(
+                "SELECT r.id, r.source, r.external_id FROM receipt r "
+                "JOIN stage_receipt s ON r.source = s.source AND r.external_id = s.external_id"
+            )
+        ):
+            written[("receipt", (src, rid))] = row_id
+        if identities:
+            for row_id, kind, value in tuples(
+                bulk.arrow(
+                    "SELECT i.id, i.kind, i.value FROM identity i "
+                    "JOIN stage_identity s ON i.kind = s.kind AND i.value = s.value"
+                )
+            ):
+                written[("identity", (kind, value))] = row_id
+        merge_ids = bulk.allocate_ids("customer_merge", len(merges))
+        bulk.stage(
+            "stage_link_merge",
+            pa.table(
+                {
+                    "id": pa.array(merge_ids, pa.int64()),
+                    "survivor_id": pa.array(
+                        [real.get(m.survivor, m.survivor) for m in merges], pa.int64()
+                    ),
+                    "absorbed_id": pa.array(
+                        [real.get(m.absorbed, m.absorbed) for m in merges], pa.int64()
+                    ),
+                    "reason": pa.array([m.reason for m in merges], pa.string()),
+                    "filled_fields": pa.array([json.dumps(m.filled) for m in merges], pa.string()),
+                }
+            ),
+        )
+        now_sql = self._now_sql(bulk, datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
+        bulk.execute(
+            "INSERT INTO customer_merge (id, survivor_id, absorbed_id, reason, merged_by, merged_at, filled_fields) "
+            f"SELECT id, survivor_id, absorbed_id, reason, {sql_text(service.INTAKE_ACTOR)}, {now_sql}, "
+            f"{bulk.json('filled_fields')} FROM stage_link_merge ORDER BY id"
+        )
+        moves = [
+            (merge_id, table, column, row if isinstance(row, int) else written[(table, row)])
+            for merge_id, m in zip(merge_ids, merges, strict=True)
+            for table, column, row in m.moved
+        ]
+        moves.sort()
+        bulk.stage(
+            "stage_link_moved",
+            pa.table(
+                {
+                    "merge_id": pa.array([m[0] for m in moves], pa.int64()),
+                    "table_name": pa.array([m[1] for m in moves], pa.string()),
+                    "column_name": pa.array([m[2] for m in moves], pa.string()),
+                    "row_id": pa.array([m[3] for m in moves], pa.int64()),
+                }
+            ),
+        )
+        bulk.execute(
+            "INSERT INTO merge_move (merge_id, table_name, column_name, row_id) "
+            "SELECT merge_id, table_name, column_name, row_id FROM stage_link_moved "
+            "ORDER BY merge_id, table_name, column_name, row_id"
+        )
+
     def _singles(
         self, slow: set[tuple[str, str]], receipts: pa.Table, lines: pa.Table, batch: _Batch
     ) -> None:
         """Receipts whose buyer needs the full rules (a merge, a forgetful customer): one
         transaction for all, a savepoint each, in file order (originals before returns)."""
-        wanted = pa.array(["\x1f".join(k) for k in slow])
-
-        def only_slow(table: pa.Table) -> list[dict[str, Any]]:
-            """The table's rows of these receipts only, as Python objects (they are few)."""
-            keys = pc.binary_join_element_wise(
-                table.column("source"), table.column("external_id"), "\x1f"
-            )
-            picked: list[dict[str, Any]] = table.filter(
-                pc.is_in(keys, value_set=wanted)
-            ).to_pylist()
-            return picked
-
-        heads = {(r["source"], r["external_id"]): r for r in only_slow(receipts)}
+        heads = {(r["source"], r["external_id"]): r for r in _only(receipts, slow).to_pylist()}
         rows: dict[tuple[str, str], list[dict[str, Any]]] = {key: [] for key in heads}
-        for line in only_slow(lines):
+        for line in _only(lines, slow).to_pylist():
             rows[(line["source"], line["external_id"])].append(line)
         with self.store.transaction() as session:
             for key in sorted(heads, key=lambda k: heads[k]["first_line"]):
@@ -836,6 +1125,31 @@ class ReceiptImport:
                 ],
             }
         )
+
+
+def _keys(table: pa.Table) -> pa.ChunkedArray:
+    """Each row's receipt as one string: source and external id."""
+    return pc.binary_join_element_wise(table.column("source"), table.column("external_id"), "\x1f")
+
+
+def _only(table: pa.Table, keys: set[tuple[str, str]], *, keep: bool = True) -> pa.Table:
+    """The table's rows of these receipts (`keep`), or of every other receipt."""
+    found = pc.is_in(_keys(table), value_set=pa.array(["\x1f".join(k) for k in keys], pa.string()))
+    return table.filter(found if keep else pc.invert(found))
+
+
+def _table(rows: list[dict[str, Any]], **types: pa.DataType) -> pa.Table:
+    """Rows as a table of these column types (a column of nulls keeps its type)."""
+    return pa.Table.from_pylist(rows, pa.schema(list(types.items())))
+
+
+def _is_date(name: str) -> bool:
+    return isinstance(Customer.__table__.c[name].type, Date)
+
+
+def _day(value: Any) -> Any:
+    """A date read back from either database (SQLite gives text)."""
+    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def import_receipts(store: Store, path: Path, **options: Any) -> ImportSummary:
