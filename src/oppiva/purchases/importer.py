@@ -151,9 +151,10 @@ WITH b AS (
 ), g AS (
   SELECT *, "_grp" AS grp FROM c), r AS (
   SELECT src, rid, min(grp) AS first_grp, min("_line") AS first_line,
-    count(DISTINCT coalesce(purchased_at, '')) AS n_ts,
-    count(DISTINCT coalesce(store, '')) AS n_store,
-    count(DISTINCT concat_ws('|', card, email, phone, payment_token, customer_ref)) AS n_ids
+    min(coalesce(purchased_at, '')) <> max(coalesce(purchased_at, '')) AS many_ts,
+    min(coalesce(store, '')) <> max(coalesce(store, '')) AS many_stores,
+    min(concat_ws('|', card, email, phone, payment_token, customer_ref))
+      <> max(concat_ws('|', card, email, phone, payment_token, customer_ref)) AS many_ids
   FROM g GROUP BY src, rid
 ), l AS (
   SELECT src, rid, ln, count(*) AS n_same_line FROM g WHERE ln IS NOT NULL GROUP BY src, rid, ln
@@ -162,20 +163,21 @@ WITH b AS (
     CASE
       WHEN error IS NOT NULL THEN error
       WHEN grp <> r.first_grp THEN 'receipt_id|appears again after other receipts (first at line ' || r.first_line || ')'
-      WHEN r.n_ts > 1 THEN 'purchased_at|differs between the lines of one receipt'
-      WHEN r.n_store > 1 THEN 'store|differs between the lines of one receipt'
-      WHEN r.n_ids > 1 THEN 'card|the identifiers differ between the lines of one receipt'
+      WHEN r.many_ts THEN 'purchased_at|differs between the lines of one receipt'
+      WHEN r.many_stores THEN 'store|differs between the lines of one receipt'
+      WHEN r.many_ids THEN 'card|the identifiers differ between the lines of one receipt'
       WHEN coalesce(l.n_same_line, 1) > 1 THEN 'line_no|repeats within the receipt'
       ELSE NULL
     END AS row_error
   FROM g JOIN r ON r.src = g.src AND r.rid IS NOT DISTINCT FROM g.rid
   LEFT JOIN l ON l.src = g.src AND l.rid IS NOT DISTINCT FROM g.rid AND l.ln = g.ln
 ), bad AS (
-  SELECT src, rid, grp, min(CASE WHEN row_error IS NOT NULL THEN "_line" END) AS bad_line
-  FROM e GROUP BY src, rid, grp
+  -- A run of rows with one receipt key stands for one receipt: a bad row refuses its run.
+  SELECT grp, min(CASE WHEN row_error IS NOT NULL THEN "_line" END) AS bad_line
+  FROM e GROUP BY grp
 )
 SELECT e.*, bad.bad_line IS NOT NULL AS receipt_bad, bad.bad_line
-FROM e JOIN bad ON bad.src = e.src AND bad.rid IS NOT DISTINCT FROM e.rid AND bad.grp = e.grp
+FROM e JOIN bad ON bad.grp = e.grp
 """
 
 
@@ -398,8 +400,7 @@ class ReceiptImport:
             else "ts"
         )
         lines = self.duck.sql("""
-            SELECT src AS source, rid AS external_id, first_line,
-              coalesce(ln, row_number() OVER (PARTITION BY src, rid ORDER BY "_line")) AS line_no,
+            SELECT src AS source, rid AS external_id, first_line, grp, ln AS line_no,
               product_id, CAST(q AS DOUBLE) AS quantity,
               CAST(round(p * 100) AS BIGINT) AS unit_price_cents,
               CAST(round(d * 100) AS BIGINT) AS discount_cents,
@@ -408,6 +409,18 @@ class ReceiptImport:
               ret AS returns_external_id, sku
             FROM good ORDER BY "_line"
         """).to_arrow_table()
+        # A line without its number is numbered by its place in the receipt (a good receipt's
+        # rows are one run of the file).
+        runs = lines.column("grp").to_numpy()
+        first = np.ones(len(runs), dtype=bool)
+        first[1:] = runs[1:] != runs[:-1]
+        starts = np.flatnonzero(first)
+        place = np.arange(len(runs)) - np.repeat(starts, np.diff(np.append(starts, len(runs)))) + 1
+        lines = lines.set_column(
+            lines.schema.get_field_index("line_no"),
+            "line_no",
+            pc.coalesce(pc.cast(lines.column("line_no"), pa.int64()), pa.array(place)),
+        ).drop_columns(["grp"])
         receipts = self.duck.sql(f"""
             SELECT src AS source, rid AS external_id, first(first_line) AS first_line,
               first({purchased}) AS purchased_at, first(ts) AS ts, first(outlet_id) AS outlet_id,
@@ -467,20 +480,10 @@ class ReceiptImport:
                     "JOIN receipt_line l ON l.receipt_id = r.id JOIN product p ON p.id = l.product_id AND p.sku = s.sku"
                 )
                 ok = set(tuples(found))
-                in_batch = set(
-                    zip(
-                        lines.column("source").to_pylist(),
-                        lines.column("external_id").to_pylist(),
-                        lines.column("sku").to_pylist(),
-                        strict=True,
-                    )
-                )
-                for src, rid, ret, sku in zip(
-                    *(
-                        returns.column(c).to_pylist()
-                        for c in ("source", "external_id", "returns_external_id", "sku")
-                    ),
-                    strict=True,
+                originals = set(tuples(returns, "source", "returns_external_id"))
+                in_batch = set(tuples(_only(lines, originals), "source", "external_id", "sku"))
+                for src, rid, ret, sku in tuples(
+                    returns, "source", "external_id", "returns_external_id", "sku"
                 ):
                     if (src, rid) in skip or (src, ret, sku) in ok or (src, ret, sku) in in_batch:
                         continue
@@ -746,46 +749,70 @@ class ReceiptImport:
                 "import_line": receipts.column("first_line"),
             }
         )
-        bulk.stage("stage_receipt", staged)
+        ids = pa.array(bulk.allocate_ids("receipt", receipts.num_rows), pa.int64())
+        bulk.stage("stage_receipt", staged.append_column("id", ids))
         currency = sql_text(self.settings.currency)
-        bulk.execute(
-            "INSERT INTO receipt (source, external_id, purchased_at, outlet_id, customer_id, identified_by, identifiers, "
-            "currency, total_cents, created_at, import_file, import_line) "
-            f"SELECT source, external_id, purchased_at, outlet_id, customer_id, identified_by, {bulk.json('identifiers')}, "
+        written = bulk.arrow(
+            "INSERT INTO receipt (id, source, external_id, purchased_at, outlet_id, customer_id, identified_by, "
+            "identifiers, currency, total_cents, created_at, import_file, import_line) "
+            f"SELECT id, source, external_id, purchased_at, outlet_id, customer_id, identified_by, {bulk.json('identifiers')}, "
             f"{currency}, total_cents, {now_sql}, '{self.file_id}', import_line FROM stage_receipt WHERE true "
-            "ON CONFLICT (source, external_id) DO NOTHING"
+            "ON CONFLICT (source, external_id) DO NOTHING RETURNING id"
         )
-        # Only the lines of the receipts written just now.
-        lines = lines.filter(pc.is_in(_keys(lines), value_set=_keys(receipts)))
-        bulk.stage(
-            "stage_line",
-            lines.select(
-                [
-                    "source",
-                    "external_id",
-                    "first_line",
-                    "line_no",
-                    "product_id",
-                    "quantity",
-                    "unit_price_cents",
-                    "discount_cents",
-                    "line_total_cents",
-                    "cost_cents",
-                    "returns_external_id",
-                ]
+        written = pc.cast(written.column("id"), pa.int64()).combine_chunks()
+        # Only the lines of the receipts written just now (another import may have been first).
+        if len(written) < len(ids):
+            ids = pc.if_else(pc.is_in(ids, value_set=written), ids, pa.nulls(len(ids), pa.int64()))
+        receipt_id = pc.take(ids, pc.index_in(_keys(lines), value_set=_keys(receipts)))
+        lines = lines.append_column("receipt_id", receipt_id).filter(pc.is_valid(receipt_id))
+        bulk.append(
+            "receipt_line",
+            pa.table(
+                {
+                    "receipt_id": lines.column("receipt_id"),
+                    "line_no": pc.cast(lines.column("line_no"), pa.int32()),
+                    "product_id": pc.cast(lines.column("product_id"), pa.int32()),
+                    "quantity": pc.cast(lines.column("quantity"), pa.float64()),
+                    "unit_price_cents": pc.cast(lines.column("unit_price_cents"), pa.int32()),
+                    "discount_cents": pc.cast(lines.column("discount_cents"), pa.int32()),
+                    "line_total_cents": pc.cast(lines.column("line_total_cents"), pa.int64()),
+                    "cost_cents": pc.cast(lines.column("cost_cents"), pa.int64()),
+                    "returns_receipt_id": self._returned_ids(bulk, lines, receipts, ids),
+                }
             ),
         )
-        bulk.execute(
-            "INSERT INTO receipt_line (receipt_id, line_no, product_id, quantity, unit_price_cents, discount_cents, "
-            "line_total_cents, cost_cents, returns_receipt_id) "
-            "SELECT r.id, s.line_no, s.product_id, s.quantity, s.unit_price_cents, s.discount_cents, s.line_total_cents, "
-            "s.cost_cents, o.id FROM stage_line s "
-            "JOIN receipt r ON r.source = s.source AND r.external_id = s.external_id "
-            f"AND r.import_file = '{self.file_id}' AND r.import_line = s.first_line "
-            "LEFT JOIN receipt o ON o.source = s.source AND o.external_id = s.returns_external_id"
-        )
-        self.summary.new += receipts.num_rows
+        self.summary.new += len(written)
         self.summary.lines += lines.num_rows
+
+    @staticmethod
+    def _returned_ids(
+        bulk: BulkConnection, lines: pa.Table, receipts: pa.Table, ids: pa.Array
+    ) -> pa.Array:
+        """The id of the receipt each line returns from: written now, or stored before."""
+        returned = pc.binary_join_element_wise(
+            lines.column("source"), lines.column("returns_external_id"), "\x1f"
+        )
+        if not pc.any(pc.is_valid(returned)).as_py():
+            return pa.nulls(lines.num_rows, pa.int64())
+        found = pc.take(ids, pc.index_in(returned, value_set=_keys(receipts)))
+        wanted = lines.filter(pc.and_(pc.is_valid(returned), pc.is_null(found)))
+        if wanted.num_rows:
+            bulk.stage(
+                "stage_returned",
+                wanted.select(["source", "returns_external_id"]).rename_columns(
+                    ["source", "external_id"]
+                ),
+            )
+            stored = bulk.arrow(
+                "SELECT DISTINCT r.source, r.external_id, r.id FROM stage_returned s "
+                "JOIN receipt r ON r.source = s.source AND r.external_id = s.external_id"
+            )
+            if stored.num_rows:
+                before = pc.take(
+                    stored.column("id"), pc.index_in(returned, value_set=_keys(stored))
+                )
+                found = pc.coalesce(found, pc.cast(before, pa.int64()))
+        return pc.cast(found, pa.int64())
 
     def _link(
         self, bulk: BulkConnection, slow: set[tuple[str, str]], receipts: pa.Table, lines: pa.Table
@@ -794,8 +821,9 @@ class ReceiptImport:
         transaction as the rest of the batch; the ones `linking` does not model come back."""
         mine = _only(receipts, slow).sort_by("first_line")
         returns: dict[tuple[str, str], set[tuple[str, str]]] = {}
-        for src, rid, ret in tuples(lines, "source", "external_id", "returns_external_id"):
-            if ret is not None and (src, rid) in slow and (src, ret) in slow:
+        returning = lines.filter(pc.is_valid(lines.column("returns_external_id")))
+        for src, rid, ret in tuples(returning, "source", "external_id", "returns_external_id"):
+            if (src, rid) in slow and (src, ret) in slow:
                 returns.setdefault((src, rid), set()).add((src, ret))
         items = [
             linking.Receipt(
