@@ -27,13 +27,13 @@ class BulkConnection:
             # Transactions by hand: `BEGIN IMMEDIATE` takes the write lock before the first read,
             # so a concurrent writer cannot invalidate what the batch read.
             self.conn: Any = sqlite3.connect(parsed.database or ":memory:", isolation_level=None)
-            # A page cache of 128 MiB keeps the indexes of a growing store in memory, and the
+            # A page cache of 32 MiB keeps more of the indexes of a growing store in memory, and the
             # staged batches stay in memory too.
             for pragma in (
                 "foreign_keys=ON",
                 "busy_timeout=30000",
                 "secure_delete=ON",
-                "cache_size=-131072",
+                "cache_size=-32768",
                 "temp_store=MEMORY",
             ):
                 self.execute(f"PRAGMA {pragma}")
