@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +62,11 @@ def row(
     return data
 
 
-def write_csv(path: Path, rows: list[dict[str, str]], encoding: str = "utf-8") -> Path:
+def write_csv(
+    path: Path, rows: list[dict[str, str]], encoding: str = "utf-8", header: Sequence[str] = HEADER
+) -> Path:
     with path.open("w", newline="", encoding=encoding) as f:
-        writer = csv.DictWriter(f, HEADER)
+        writer = csv.DictWriter(f, header)
         writer.writeheader()
         writer.writerows(rows)
     return path

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -68,6 +69,12 @@ def with_columns(table: pa.Table, columns: tuple[str, ...], required: tuple[str,
         if name not in table.column_names:
             table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
     return table.select([*columns, LINE])
+
+
+def tuples(table: pa.Table, *names: str) -> list[tuple[Any, ...]]:
+    """The table's rows as tuples of the named columns (all of them when none is named)."""
+    columns = [table.column(n).to_pylist() for n in names or table.column_names]
+    return list(zip(*columns, strict=True))
 
 
 def sql_text(value: str) -> str:

@@ -27,8 +27,21 @@ class BulkConnection:
             # Transactions by hand: `BEGIN IMMEDIATE` takes the write lock before the first read,
             # so a concurrent writer cannot invalidate what the batch read.
             self.conn: Any = sqlite3.connect(parsed.database or ":memory:", isolation_level=None)
-            for pragma in ("foreign_keys=ON", "busy_timeout=30000", "secure_delete=ON"):
+            # A page cache of 32 MiB keeps more of the indexes of a growing store in memory, and the
+            # staged batches stay in memory too.
+            for pragma in (
+                "foreign_keys=ON",
+                "busy_timeout=30000",
+                "secure_delete=ON",
+                "cache_size=-32768",
+                "temp_store=MEMORY",
+            ):
                 self.execute(f"PRAGMA {pragma}")
+            if self.scalar("PRAGMA journal_mode") == "wal":
+                # In WAL mode a commit reaches the log without waiting for the disk: a crash
+                # of the process (kill -9) loses nothing committed, a power cut may lose the
+                # last batches (never corrupts), and the same command imports them again.
+                self.execute("PRAGMA synchronous=NORMAL")
         elif self.dialect == "postgresql":
             import adbc_driver_postgresql.dbapi as pg_driver
 
@@ -70,9 +83,18 @@ class BulkConnection:
             return
         columns = ", ".join(f'"{c}"' for c in table.column_names)
         self.execute(f"CREATE TEMP TABLE {name} ({columns})")
+        self.append(name, table)
+
+    def append(self, name: str, table: pa.Table) -> None:
+        """Add `table`'s rows to the table `name`, whose columns have the same names (and, on
+        PostgreSQL, the same types: the rows travel by binary COPY)."""
+        if self.dialect != "sqlite":
+            self.cursor.adbc_ingest(name, table, mode="append")
+            return
+        columns = ", ".join(f'"{c}"' for c in table.column_names)
         marks = ", ".join("?" * table.num_columns)
         values = zip(*(_plain(table.column(c)) for c in table.column_names), strict=True)
-        self.conn.executemany(f"INSERT INTO {name} VALUES ({marks})", values)  # noqa: S608 (our own table name)
+        self.conn.executemany(f"INSERT INTO {name} ({columns}) VALUES ({marks})", values)  # noqa: S608 (our own table name)
 
     def allocate_ids(self, table: str, count: int) -> list[int]:
         """`count` new ids of `table`, taken inside the write transaction (on SQLite the write

@@ -13,6 +13,7 @@ till API's.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from sqlalchemy import Date
 
 from oppiva.bulk.batches import (
     ImportSummary,
@@ -33,6 +35,7 @@ from oppiva.bulk.batches import (
     checked_rows,
     file_digest,
     sql_text,
+    tuples,
     with_columns,
 )
 from oppiva.bulk.connection import BulkConnection
@@ -47,10 +50,12 @@ from oppiva.bulk.files import (
 )
 from oppiva.config import get_settings
 from oppiva.customers.identities import NormalIdentity, keyed_hash, normalise
-from oppiva.customers.models import IdentityKind
+from oppiva.customers.models import Customer, IdentityKind
+from oppiva.customers.service import MERGE_FILLABLE
 from oppiva.db import Store
 from oppiva.errors import InvalidInput, OppivaError
-from oppiva.purchases import service
+from oppiva.plugins import customer_links
+from oppiva.purchases import linking, service
 from oppiva.purchases.schemas import ReceiptIn
 
 RECEIPT_COLUMNS = (
@@ -146,9 +151,10 @@ WITH b AS (
 ), g AS (
   SELECT *, "_grp" AS grp FROM c), r AS (
   SELECT src, rid, min(grp) AS first_grp, min("_line") AS first_line,
-    count(DISTINCT coalesce(purchased_at, '')) AS n_ts,
-    count(DISTINCT coalesce(store, '')) AS n_store,
-    count(DISTINCT concat_ws('|', card, email, phone, payment_token, customer_ref)) AS n_ids
+    min(coalesce(purchased_at, '')) <> max(coalesce(purchased_at, '')) AS many_ts,
+    min(coalesce(store, '')) <> max(coalesce(store, '')) AS many_stores,
+    min(concat_ws('|', card, email, phone, payment_token, customer_ref))
+      <> max(concat_ws('|', card, email, phone, payment_token, customer_ref)) AS many_ids
   FROM g GROUP BY src, rid
 ), l AS (
   SELECT src, rid, ln, count(*) AS n_same_line FROM g WHERE ln IS NOT NULL GROUP BY src, rid, ln
@@ -157,20 +163,21 @@ WITH b AS (
     CASE
       WHEN error IS NOT NULL THEN error
       WHEN grp <> r.first_grp THEN 'receipt_id|appears again after other receipts (first at line ' || r.first_line || ')'
-      WHEN r.n_ts > 1 THEN 'purchased_at|differs between the lines of one receipt'
-      WHEN r.n_store > 1 THEN 'store|differs between the lines of one receipt'
-      WHEN r.n_ids > 1 THEN 'card|the identifiers differ between the lines of one receipt'
+      WHEN r.many_ts THEN 'purchased_at|differs between the lines of one receipt'
+      WHEN r.many_stores THEN 'store|differs between the lines of one receipt'
+      WHEN r.many_ids THEN 'card|the identifiers differ between the lines of one receipt'
       WHEN coalesce(l.n_same_line, 1) > 1 THEN 'line_no|repeats within the receipt'
       ELSE NULL
     END AS row_error
   FROM g JOIN r ON r.src = g.src AND r.rid IS NOT DISTINCT FROM g.rid
   LEFT JOIN l ON l.src = g.src AND l.rid IS NOT DISTINCT FROM g.rid AND l.ln = g.ln
 ), bad AS (
-  SELECT src, rid, grp, min(CASE WHEN row_error IS NOT NULL THEN "_line" END) AS bad_line
-  FROM e GROUP BY src, rid, grp
+  -- A run of rows with one receipt key stands for one receipt: a bad row refuses its run.
+  SELECT grp, min(CASE WHEN row_error IS NOT NULL THEN "_line" END) AS bad_line
+  FROM e GROUP BY grp
 )
 SELECT e.*, bad.bad_line IS NOT NULL AS receipt_bad, bad.bad_line
-FROM e JOIN bad ON bad.src = e.src AND bad.rid IS NOT DISTINCT FROM e.rid AND bad.grp = e.grp
+FROM e JOIN bad ON bad.grp = e.grp
 """
 
 
@@ -237,6 +244,10 @@ class ReceiptImport:
         self._normal: dict[tuple[str, str], NormalIdentity | str] = {}
         self._digests: dict[tuple[str, str], str] = {}
         self._outlet_codes: dict[int, str] = {}
+        self._idents: dict[tuple[str, str], list[NormalIdentity]] = {}
+        # Receipts that tie customers together: resolved for the batch at once (`linking`);
+        # False sends every one of them down the single-receipt road.
+        self.link_in_sets = True
 
     def run(self) -> ImportSummary:
         started = time.perf_counter()
@@ -389,8 +400,7 @@ class ReceiptImport:
             else "ts"
         )
         lines = self.duck.sql("""
-            SELECT src AS source, rid AS external_id, first_line,
-              coalesce(ln, row_number() OVER (PARTITION BY src, rid ORDER BY "_line")) AS line_no,
+            SELECT src AS source, rid AS external_id, first_line, grp, ln AS line_no,
               product_id, CAST(q AS DOUBLE) AS quantity,
               CAST(round(p * 100) AS BIGINT) AS unit_price_cents,
               CAST(round(d * 100) AS BIGINT) AS discount_cents,
@@ -399,6 +409,18 @@ class ReceiptImport:
               ret AS returns_external_id, sku
             FROM good ORDER BY "_line"
         """).to_arrow_table()
+        # A line without its number is numbered by its place in the receipt (a good receipt's
+        # rows are one run of the file).
+        runs = lines.column("grp").to_numpy()
+        first = np.ones(len(runs), dtype=bool)
+        first[1:] = runs[1:] != runs[:-1]
+        starts = np.flatnonzero(first)
+        place = np.arange(len(runs)) - np.repeat(starts, np.diff(np.append(starts, len(runs)))) + 1
+        lines = lines.set_column(
+            lines.schema.get_field_index("line_no"),
+            "line_no",
+            pc.coalesce(pc.cast(lines.column("line_no"), pa.int64()), pa.array(place)),
+        ).drop_columns(["grp"])
         receipts = self.duck.sql(f"""
             SELECT src AS source, rid AS external_id, first(first_line) AS first_line,
               first({purchased}) AS purchased_at, first(ts) AS ts, first(outlet_id) AS outlet_id,
@@ -440,9 +462,7 @@ class ReceiptImport:
                 "JOIN receipt r ON r.source = s.source AND r.external_id = s.external_id"
             )
             skip: set[tuple[str, str]] = set()
-            for src, rid, first_line, file_id, line in zip(
-                *(known.column(c).to_pylist() for c in known.column_names), strict=True
-            ):
+            for src, rid, first_line, file_id, line in tuples(known):
                 skip.add((src, rid))
                 if file_id == self.file_id and line != first_line:
                     batch.reject(
@@ -459,23 +479,11 @@ class ReceiptImport:
                     "JOIN receipt r ON r.source = s.source AND r.external_id = s.returns_external_id "
                     "JOIN receipt_line l ON l.receipt_id = r.id JOIN product p ON p.id = l.product_id AND p.sku = s.sku"
                 )
-                ok = set(
-                    zip(*(found.column(c).to_pylist() for c in found.column_names), strict=True)
-                )
-                in_batch = set(
-                    zip(
-                        lines.column("source").to_pylist(),
-                        lines.column("external_id").to_pylist(),
-                        lines.column("sku").to_pylist(),
-                        strict=True,
-                    )
-                )
-                for src, rid, ret, sku in zip(
-                    *(
-                        returns.column(c).to_pylist()
-                        for c in ("source", "external_id", "returns_external_id", "sku")
-                    ),
-                    strict=True,
+                ok = set(tuples(found))
+                originals = set(tuples(returns, "source", "returns_external_id"))
+                in_batch = set(tuples(_only(lines, originals), "source", "external_id", "sku"))
+                for src, rid, ret, sku in tuples(
+                    returns, "source", "external_id", "returns_external_id", "sku"
                 ):
                     if (src, rid) in skip or (src, ret, sku) in ok or (src, ret, sku) in in_batch:
                         continue
@@ -501,7 +509,9 @@ class ReceiptImport:
                 )
             ]
             new_receipts = receipts.filter(pa.array(keep))
-            self._write(bulk, new_receipts, lines, buyers)
+            self._write(bulk, new_receipts, lines, buyers, self._new_profiles, self._new_identities)
+            if slow and self.link_in_sets:
+                slow = self._link(bulk, slow, receipts, lines)
             bulk.commit()
         except BaseException:
             bulk.rollback()
@@ -538,6 +548,7 @@ class ReceiptImport:
                 found.append(normal)
             if found:
                 per_receipt[(src, rid)] = found
+        self._idents = per_receipt
         self._new_profiles: list[dict[str, Any]] = []
         self._new_identities: list[dict[str, Any]] = []
         buyers: dict[tuple[str, str], tuple[int | None, str | None, list[str]]] = {}
@@ -599,7 +610,6 @@ class ReceiptImport:
             starts[g] = min(starts.get(g, day), day)
         unowned = sum(1 for members in groups.values() if not any(m in owner for m in members))
         next_id = iter(bulk.allocate_ids("customer", unowned))
-        now = datetime.now(UTC)
         for g, members in groups.items():
             owners = {owner[m] for m in members if m in owner}
             if len(owners) > 1 or owners & forgetful:
@@ -609,7 +619,14 @@ class ReceiptImport:
                 cid: int | None = owners.pop()
             elif self.settings.recognise_unknown_identifiers:
                 cid = next(next_id)
-                self._new_profiles.append({"id": cid, "relationship_start": starts[g]})
+                self._new_profiles.append(
+                    {
+                        "id": cid,
+                        "relationship_start": starts[g],
+                        "status": "active",
+                        "merged_into_id": None,
+                    }
+                )
                 self.summary.profiles += 1
             else:
                 cid = None
@@ -624,6 +641,7 @@ class ReceiptImport:
                                 "kind": n.kind.value,
                                 "value": n.value,
                                 "display": n.display,
+                                "is_primary": False,
                             }
                         )
         slow: set[tuple[str, str]] = set()
@@ -634,10 +652,11 @@ class ReceiptImport:
                 continue
             cid = group_owner.get(g)
             best = min(ids, key=lambda n: RANK[n.kind])
-            digests = [digest[(n.kind.value, n.value)] for n in ids]
-            buyers[key] = (cid, best.kind.value if cid is not None else None, digests)
-        self._now = now
+            buyers[key] = (cid, best.kind.value if cid is not None else None, self._digests_of(ids))
         return buyers, slow
+
+    def _digests_of(self, ids: list[NormalIdentity]) -> list[str]:
+        return [self._digests[(n.kind.value, n.value)] for n in ids]
 
     def _not_remembered(self, bulk: BulkConnection, customers: set[int]) -> set[int]:
         if not customers:
@@ -664,19 +683,20 @@ class ReceiptImport:
         receipts: pa.Table,
         lines: pa.Table,
         buyers: dict[tuple[str, str], tuple[int | None, str | None, list[str]]],
+        profiles: list[dict[str, Any]],
+        identities: list[dict[str, Any]],
     ) -> None:
-        now = datetime.now(UTC)
-        now_sql = self._now_sql(bulk, now.strftime("%Y-%m-%d %H:%M:%S.%f"))
-        if self._new_profiles:
+        """New profiles, then identities, then receipts with their lines."""
+        now_sql = self._now_sql(bulk, datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
+        if profiles:
             bulk.stage(
                 "stage_profile",
-                pa.table(
-                    {
-                        "id": pa.array([p["id"] for p in self._new_profiles], pa.int64()),
-                        "relationship_start": pa.array(
-                            [p["relationship_start"] for p in self._new_profiles], pa.date32()
-                        ),
-                    }
+                _table(
+                    profiles,
+                    id=pa.int64(),
+                    relationship_start=pa.date32(),
+                    status=pa.string(),
+                    merged_into_id=pa.int64(),
                 ),
             )
             start = (
@@ -685,14 +705,25 @@ class ReceiptImport:
                 else "strftime('%Y-%m-%d', relationship_start)"
             )
             bulk.execute(
-                "INSERT INTO customer (id, kind, status, enrolled, language, relationship_start, created_at, updated_at) "
-                f"SELECT id, 'person', 'active', false, 'fi', {start}, {now_sql}, {now_sql} FROM stage_profile"
+                "INSERT INTO customer (id, kind, status, enrolled, language, relationship_start, merged_into_id, "
+                f"created_at, updated_at) SELECT id, 'person', status, false, 'fi', {start}, merged_into_id, "
+                f"{now_sql}, {now_sql} FROM stage_profile ORDER BY id"
             )
-        if self._new_identities:
-            bulk.stage("stage_identity", pa.Table.from_pylist(self._new_identities))
+        if identities:
+            bulk.stage(
+                "stage_identity",
+                _table(
+                    identities,
+                    customer_id=pa.int64(),
+                    kind=pa.string(),
+                    value=pa.string(),
+                    display=pa.string(),
+                    is_primary=pa.bool_(),
+                ),
+            )
             bulk.execute(
                 "INSERT INTO identity (customer_id, kind, value, display, label, is_primary, created_at) "
-                f"SELECT customer_id, kind, value, display, 'seen at intake', false, {now_sql} FROM stage_identity WHERE true "
+                f"SELECT customer_id, kind, value, display, 'seen at intake', is_primary, {now_sql} FROM stage_identity WHERE true "
                 "ON CONFLICT (kind, value) DO NOTHING"
             )
         if not receipts.num_rows:
@@ -718,73 +749,359 @@ class ReceiptImport:
                 "import_line": receipts.column("first_line"),
             }
         )
-        bulk.stage("stage_receipt", staged)
+        ids = pa.array(bulk.allocate_ids("receipt", receipts.num_rows), pa.int64())
+        bulk.stage("stage_receipt", staged.append_column("id", ids))
         currency = sql_text(self.settings.currency)
-        bulk.execute(
-            "INSERT INTO receipt (source, external_id, purchased_at, outlet_id, customer_id, identified_by, identifiers, "
-            "currency, total_cents, created_at, import_file, import_line) "
-            f"SELECT source, external_id, purchased_at, outlet_id, customer_id, identified_by, {bulk.json('identifiers')}, "
+        written = bulk.arrow(
+            "INSERT INTO receipt (id, source, external_id, purchased_at, outlet_id, customer_id, identified_by, "
+            "identifiers, currency, total_cents, created_at, import_file, import_line) "
+            f"SELECT id, source, external_id, purchased_at, outlet_id, customer_id, identified_by, {bulk.json('identifiers')}, "
             f"{currency}, total_cents, {now_sql}, '{self.file_id}', import_line FROM stage_receipt WHERE true "
-            "ON CONFLICT (source, external_id) DO NOTHING"
+            "ON CONFLICT (source, external_id) DO NOTHING RETURNING id"
         )
-        # Only the lines of the receipts written just now.
-        new_keys = pc.binary_join_element_wise(
-            receipts.column("source"), receipts.column("external_id"), "\x1f"
+        written = pc.cast(written.column("id"), pa.int64()).combine_chunks()
+        # Only the lines of the receipts written just now (another import may have been first).
+        if len(written) < len(ids):
+            ids = pc.if_else(pc.is_in(ids, value_set=written), ids, pa.nulls(len(ids), pa.int64()))
+        receipt_id = pc.take(ids, pc.index_in(_keys(lines), value_set=_keys(receipts)))
+        lines = lines.append_column("receipt_id", receipt_id).filter(pc.is_valid(receipt_id))
+        bulk.append(
+            "receipt_line",
+            pa.table(
+                {
+                    "receipt_id": lines.column("receipt_id"),
+                    "line_no": pc.cast(lines.column("line_no"), pa.int32()),
+                    "product_id": pc.cast(lines.column("product_id"), pa.int32()),
+                    "quantity": pc.cast(lines.column("quantity"), pa.float64()),
+                    "unit_price_cents": pc.cast(lines.column("unit_price_cents"), pa.int32()),
+                    "discount_cents": pc.cast(lines.column("discount_cents"), pa.int32()),
+                    "line_total_cents": pc.cast(lines.column("line_total_cents"), pa.int64()),
+                    "cost_cents": pc.cast(lines.column("cost_cents"), pa.int64()),
+                    "returns_receipt_id": self._returned_ids(bulk, lines, receipts, ids),
+                }
+            ),
         )
-        line_keys = pc.binary_join_element_wise(
-            lines.column("source"), lines.column("external_id"), "\x1f"
+        self.summary.new += len(written)
+        self.summary.lines += lines.num_rows
+
+    @staticmethod
+    def _returned_ids(
+        bulk: BulkConnection, lines: pa.Table, receipts: pa.Table, ids: pa.Array
+    ) -> pa.Array:
+        """The id of the receipt each line returns from: written now, or stored before."""
+        returned = pc.binary_join_element_wise(
+            lines.column("source"), lines.column("returns_external_id"), "\x1f"
         )
-        lines = lines.filter(pc.is_in(line_keys, value_set=new_keys))
+        if not pc.any(pc.is_valid(returned)).as_py():
+            return pa.nulls(lines.num_rows, pa.int64())
+        found = pc.take(ids, pc.index_in(returned, value_set=_keys(receipts)))
+        wanted = lines.filter(pc.and_(pc.is_valid(returned), pc.is_null(found)))
+        if wanted.num_rows:
+            bulk.stage(
+                "stage_returned",
+                wanted.select(["source", "returns_external_id"]).rename_columns(
+                    ["source", "external_id"]
+                ),
+            )
+            stored = bulk.arrow(
+                "SELECT DISTINCT r.source, r.external_id, r.id FROM stage_returned s "
+                "JOIN receipt r ON r.source = s.source AND r.external_id = s.external_id"
+            )
+            if stored.num_rows:
+                before = pc.take(
+                    stored.column("id"), pc.index_in(returned, value_set=_keys(stored))
+                )
+                found = pc.coalesce(found, pc.cast(before, pa.int64()))
+        return pc.cast(found, pa.int64())
+
+    def _link(
+        self, bulk: BulkConnection, slow: set[tuple[str, str]], receipts: pa.Table, lines: pa.Table
+    ) -> set[tuple[str, str]]:
+        """Resolve the receipts that tie customers together with set operations, in the same
+        transaction as the rest of the batch; the ones `linking` does not model come back."""
+        mine = _only(receipts, slow).sort_by("first_line")
+        returns: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        returning = lines.filter(pc.is_valid(lines.column("returns_external_id")))
+        for src, rid, ret in tuples(returning, "source", "external_id", "returns_external_id"):
+            if (src, rid) in slow and (src, ret) in slow:
+                returns.setdefault((src, rid), set()).add((src, ret))
+        items = [
+            linking.Receipt(
+                (src, rid),
+                ts.date(),
+                self._idents.get((src, rid), []),
+                returns.get((src, rid), set()),
+            )
+            for src, rid, ts in tuples(mine, "source", "external_id", "ts")
+        ]
+        distinct = {(n.kind.value, n.value) for r in items for n in r.idents}
         bulk.stage(
-            "stage_line",
-            lines.select(
-                [
-                    "source",
-                    "external_id",
-                    "first_line",
-                    "line_no",
-                    "product_id",
-                    "quantity",
-                    "unit_price_cents",
-                    "discount_cents",
-                    "line_total_cents",
-                    "cost_cents",
-                    "returns_external_id",
-                ]
+            "stage_link_ident",
+            pa.table(
+                {"kind": [k for k, _ in distinct], "value": [v for _, v in distinct]},
+                pa.schema([("kind", pa.string()), ("value", pa.string())]),
+            ),
+        )
+        held = bulk.arrow(
+            "SELECT s.kind, s.value, i.customer_id FROM stage_link_ident s "
+            "JOIN identity i ON i.kind = s.kind AND i.value = s.value"
+        )
+        owner: dict[tuple[str, str], int] = {(k, v): c for k, v, c in tuples(held)}
+        people, blocked = self._people(bulk, set(owner.values()))
+        counter = itertools.count(max([0, *people]) + 1)
+        left: set[tuple[str, str]] = set()
+        outcomes: list[linking.Outcome] = []
+        for group in linking.groups(items, owner):
+            touched = {owner.get((n.kind.value, n.value)) for r in group for n in r.idents}
+            try:
+                if touched & blocked:
+                    raise linking.Unmodelled
+                outcomes.append(
+                    linking.replay(
+                        group,
+                        owner,
+                        people,
+                        recognise=self.settings.recognise_unknown_identifiers,
+                        new_id=lambda: next(counter),
+                    )
+                )
+            except linking.Unmodelled:
+                left.update(r.key for r in group)
+        self._write_links(bulk, outcomes, mine, lines, left)
+        return left
+
+    def _people(
+        self, bulk: BulkConnection, ids: set[int]
+    ) -> tuple[dict[int, linking.Person], set[int]]:
+        """The customers `ids` as the linking rules see them, with every row the merge of one
+        would move; and those the rules leave to the single-receipt road (an organisation, a
+        record that is not active, a customer who ever asked not to be remembered)."""
+        if not ids:
+            return {}, set()
+        bulk.stage("stage_link_owner", pa.table({"id": pa.array(sorted(ids), pa.int64())}))
+        among = "IN (SELECT id FROM stage_link_owner)"
+        fillable = ", ".join(MERGE_FILLABLE)
+        people: dict[int, linking.Person] = {}
+        blocked: set[int] = set()
+        for row in bulk.arrow(
+            f"SELECT id, kind, status, enrolled, relationship_start, {fillable} FROM customer WHERE id {among}"
+        ).to_pylist():
+            if row["kind"] != "person" or row["status"] != "active":
+                blocked.add(row["id"])
+            people[row["id"]] = linking.Person(
+                row["id"],
+                enrolled=bool(row["enrolled"]),
+                start=_day(row["relationship_start"]),
+                fields={
+                    name: _day(row[name]) if _is_date(name) else row[name]
+                    for name in MERGE_FILLABLE
+                },
+            )
+        blocked |= set(
+            bulk.arrow(
+                "SELECT DISTINCT customer_id FROM preference_event "
+                f"WHERE name = 'remember_me' AND NOT value AND customer_id {among}"
+            )
+            .column("customer_id")
+            .to_pylist()
+        )
+        for cid, kind in tuples(
+            bulk.arrow(f"SELECT DISTINCT customer_id, kind FROM identity WHERE customer_id {among}")
+        ):
+            people[cid].kinds.add(kind)
+        for link in customer_links():
+            rows = bulk.arrow(
+                f"SELECT id, {link.column} AS customer_id FROM {link.table.name} "
+                f"WHERE {link.column} {among} ORDER BY id"
+            )
+            for row_id, cid in tuples(rows):
+                people[cid].rows.append((link.table.name, link.column, row_id))
+        return people, blocked
+
+    def _write_links(
+        self,
+        bulk: BulkConnection,
+        outcomes: list[linking.Outcome],
+        receipts: pa.Table,
+        lines: pa.Table,
+        left: set[tuple[str, str]],
+    ) -> None:
+        """What the linking rules decided, written: profiles, merged records, moved rows,
+        identities, receipts, and the merges with what each moved (so unmerge can undo them)."""
+        if not outcomes:
+            return
+        people = outcomes[0].people
+        created = [cid for o in outcomes for cid in o.created]
+        real = dict(zip(created, bulk.allocate_ids("customer", len(created)), strict=True))
+
+        def final(cid: int) -> int:
+            root = outcomes[0].root(cid)
+            return real.get(root, root)
+
+        def into(person: linking.Person) -> int | None:
+            return (
+                None
+                if person.merged_into is None
+                else real.get(person.merged_into, person.merged_into)
+            )
+
+        profiles = [
+            {
+                "id": real[cid],
+                "relationship_start": people[cid].start,
+                "status": "active" if people[cid].merged_into is None else "merged",
+                "merged_into_id": into(people[cid]),
+            }
+            for cid in created
+        ]
+        self.summary.profiles += len(profiles)
+        merges = [m for o in outcomes for m in o.merges]
+        changed = sorted(
+            {cid for m in merges for cid in (m.survivor, m.absorbed) if people[cid].stored}
+        )
+        if changed:
+            bulk.stage(
+                "stage_link_person",
+                _table(
+                    [
+                        {
+                            "id": cid,
+                            "status": "active" if people[cid].merged_into is None else "merged",
+                            "merged_into_id": into(people[cid]),
+                            "relationship_start": people[cid].start,
+                            **people[cid].fields,
+                        }
+                        for cid in changed
+                    ],
+                    id=pa.int64(),
+                    status=pa.string(),
+                    merged_into_id=pa.int64(),
+                    relationship_start=pa.date32(),
+                    **{n: pa.date32() if _is_date(n) else pa.string() for n in MERGE_FILLABLE},
+                ),
+            )
+            columns = ("status", "merged_into_id", "relationship_start", *MERGE_FILLABLE)
+            bulk.execute(
+                "UPDATE customer SET "
+                + ", ".join(
+                    f"{c} = (SELECT s.{c} FROM stage_link_person s WHERE s.id = customer.id)"
+                    for c in columns
+                )
+                + " WHERE id IN (SELECT id FROM stage_link_person)"
+            )
+        # The stored rows of every absorbed record go to the customer who stands for it now.
+        moved: dict[tuple[str, str], dict[int, int]] = {}
+        for m in merges:
+            for table, column, row in m.moved:
+                if isinstance(row, int):
+                    moved.setdefault((table, column), {})[row] = final(m.survivor)
+        for (table, column), rows in moved.items():
+            bulk.stage(
+                "stage_link_move",
+                pa.table(
+                    {
+                        "id": pa.array(list(rows), pa.int64()),
+                        "customer_id": pa.array(list(rows.values()), pa.int64()),
+                    }
+                ),
+            )
+            bulk.execute(
+                f"UPDATE {table} SET {column} = (SELECT m.customer_id FROM stage_link_move m "
+                f"WHERE m.id = {table}.id) WHERE id IN (SELECT id FROM stage_link_move)"
+            )
+        identities = [
+            {
+                "customer_id": final(a.customer),
+                "kind": a.ident.kind.value,
+                "value": a.ident.value,
+                "display": a.ident.display,
+                "is_primary": a.primary,
+            }
+            for o in outcomes
+            for a in o.attached
+        ]
+        buyers = {
+            key: (
+                None if cid is None else final(cid),
+                by,
+                self._digests_of(self._idents.get(key, [])),
+            )
+            for o in outcomes
+            for key, (cid, by) in o.buyers.items()
+        }
+        self._write(bulk, _only(receipts, left, keep=False), lines, buyers, profiles, identities)
+        if not merges:
+            return
+        written: dict[tuple[str, Any], int] = {}
+        for row_id, src, rid in tuples(
+            bulk.arrow(
+                "SELECT r.id, r.source, r.external_id FROM receipt r "
+                "JOIN stage_receipt s ON r.source = s.source AND r.external_id = s.external_id"
+            )
+        ):
+            written[("receipt", (src, rid))] = row_id
+        if identities:
+            for row_id, kind, value in tuples(
+                bulk.arrow(
+                    "SELECT i.id, i.kind, i.value FROM identity i "
+                    "JOIN stage_identity s ON i.kind = s.kind AND i.value = s.value"
+                )
+            ):
+                written[("identity", (kind, value))] = row_id
+        merge_ids = bulk.allocate_ids("customer_merge", len(merges))
+        bulk.stage(
+            "stage_link_merge",
+            pa.table(
+                {
+                    "id": pa.array(merge_ids, pa.int64()),
+                    "survivor_id": pa.array(
+                        [real.get(m.survivor, m.survivor) for m in merges], pa.int64()
+                    ),
+                    "absorbed_id": pa.array(
+                        [real.get(m.absorbed, m.absorbed) for m in merges], pa.int64()
+                    ),
+                    "reason": pa.array([m.reason for m in merges], pa.string()),
+                    "filled_fields": pa.array([json.dumps(m.filled) for m in merges], pa.string()),
+                }
+            ),
+        )
+        now_sql = self._now_sql(bulk, datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
+        bulk.execute(
+            "INSERT INTO customer_merge (id, survivor_id, absorbed_id, reason, merged_by, merged_at, filled_fields) "
+            f"SELECT id, survivor_id, absorbed_id, reason, {sql_text(service.INTAKE_ACTOR)}, {now_sql}, "
+            f"{bulk.json('filled_fields')} FROM stage_link_merge ORDER BY id"
+        )
+        moves = [
+            (merge_id, table, column, row if isinstance(row, int) else written[(table, row)])
+            for merge_id, m in zip(merge_ids, merges, strict=True)
+            for table, column, row in m.moved
+        ]
+        moves.sort()
+        bulk.stage(
+            "stage_link_moved",
+            pa.table(
+                {
+                    "merge_id": pa.array([m[0] for m in moves], pa.int64()),
+                    "table_name": pa.array([m[1] for m in moves], pa.string()),
+                    "column_name": pa.array([m[2] for m in moves], pa.string()),
+                    "row_id": pa.array([m[3] for m in moves], pa.int64()),
+                }
             ),
         )
         bulk.execute(
-            "INSERT INTO receipt_line (receipt_id, line_no, product_id, quantity, unit_price_cents, discount_cents, "
-            "line_total_cents, cost_cents, returns_receipt_id) "
-            "SELECT r.id, s.line_no, s.product_id, s.quantity, s.unit_price_cents, s.discount_cents, s.line_total_cents, "
-            "s.cost_cents, o.id FROM stage_line s "
-            "JOIN receipt r ON r.source = s.source AND r.external_id = s.external_id "
-            f"AND r.import_file = '{self.file_id}' AND r.import_line = s.first_line "
-            "LEFT JOIN receipt o ON o.source = s.source AND o.external_id = s.returns_external_id"
+            "INSERT INTO merge_move (merge_id, table_name, column_name, row_id) "
+            "SELECT merge_id, table_name, column_name, row_id FROM stage_link_moved "
+            "ORDER BY merge_id, table_name, column_name, row_id"
         )
-        self.summary.new += receipts.num_rows
-        self.summary.lines += lines.num_rows
 
     def _singles(
         self, slow: set[tuple[str, str]], receipts: pa.Table, lines: pa.Table, batch: _Batch
     ) -> None:
         """Receipts whose buyer needs the full rules (a merge, a forgetful customer): one
         transaction for all, a savepoint each, in file order (originals before returns)."""
-        wanted = pa.array(["\x1f".join(k) for k in slow])
-
-        def only_slow(table: pa.Table) -> list[dict[str, Any]]:
-            """The table's rows of these receipts only, as Python objects (they are few)."""
-            keys = pc.binary_join_element_wise(
-                table.column("source"), table.column("external_id"), "\x1f"
-            )
-            picked: list[dict[str, Any]] = table.filter(
-                pc.is_in(keys, value_set=wanted)
-            ).to_pylist()
-            return picked
-
-        heads = {(r["source"], r["external_id"]): r for r in only_slow(receipts)}
+        heads = {(r["source"], r["external_id"]): r for r in _only(receipts, slow).to_pylist()}
         rows: dict[tuple[str, str], list[dict[str, Any]]] = {key: [] for key in heads}
-        for line in only_slow(lines):
+        for line in _only(lines, slow).to_pylist():
             rows[(line["source"], line["external_id"])].append(line)
         with self.store.transaction() as session:
             for key in sorted(heads, key=lambda k: heads[k]["first_line"]):
@@ -836,6 +1153,31 @@ class ReceiptImport:
                 ],
             }
         )
+
+
+def _keys(table: pa.Table) -> pa.ChunkedArray:
+    """Each row's receipt as one string: source and external id."""
+    return pc.binary_join_element_wise(table.column("source"), table.column("external_id"), "\x1f")
+
+
+def _only(table: pa.Table, keys: set[tuple[str, str]], *, keep: bool = True) -> pa.Table:
+    """The table's rows of these receipts (`keep`), or of every other receipt."""
+    found = pc.is_in(_keys(table), value_set=pa.array(["\x1f".join(k) for k in keys], pa.string()))
+    return table.filter(found if keep else pc.invert(found))
+
+
+def _table(rows: list[dict[str, Any]], **types: pa.DataType) -> pa.Table:
+    """Rows as a table of these column types (a column of nulls keeps its type)."""
+    return pa.Table.from_pylist(rows, pa.schema(list(types.items())))
+
+
+def _is_date(name: str) -> bool:
+    return isinstance(Customer.__table__.c[name].type, Date)
+
+
+def _day(value: Any) -> Any:
+    """A date read back from either database (SQLite gives text)."""
+    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def import_receipts(store: Store, path: Path, **options: Any) -> ImportSummary:
