@@ -30,6 +30,7 @@ from oppiva.analytics.features import (
     day_number,
     purchase_lines,
     share_column,
+    visit_profile,
 )
 from oppiva.analytics.quiet import quiet_audience, quiet_slots
 from oppiva.analytics.scope import EngineScope
@@ -69,9 +70,11 @@ def queries(timezone: str, as_of: date) -> list[Query]:
         ),
         Query(
             "lines",
-            "SELECT receipt_id, product_id, quantity, line_total_cents, cost_cents FROM receipt_line",
+            "SELECT receipt_id, product_id, quantity, line_total_cents, cost_cents, "
+            "returns_receipt_id FROM receipt_line",
             types={
                 "receipt_id": i64,
+                "returns_receipt_id": i64,
                 "product_id": i64,
                 "quantity": f64,
                 "line_total_cents": i64,
@@ -336,6 +339,8 @@ def _finish(
     audience_path = folder / "quiet_audience.parquet"
     audience = quiet_audience(src.receipts, eng.read("slots", slots_path), as_of, src.customers)
     eng.write(audience, audience_path)
+    profile_path = folder / "visit_profile.parquet"
+    eng.write(visit_profile(src, as_of), profile_path)
 
     db = duckdb.connect()
     day = f"DATE '{as_of.isoformat()}'"
@@ -358,11 +363,16 @@ def _finish(
                    DATE '1970-01-01' + f.last_day::INTEGER AS last_purchase,
                    {", ".join(f"f.{c}::{SQL_TYPES[FEATURES[c].kind]} AS {c}" for c in FEATURE_COLUMNS)},
                    j.shares AS department_shares,
+                   p.profile AS visit_profile,
                    {", ".join(f"f.{c}" for c in SEGMENT_COLUMNS)}
             FROM f LEFT JOIN (
-                SELECT customer_id, json_group_object(k, round(v, 4))::VARCHAR AS shares
+                SELECT customer_id, {_json_object("k", "round(v, 4)", "k")} AS shares
                 FROM ({shares}) WHERE v > 0 GROUP BY customer_id
             ) j USING (customer_id)
+            LEFT JOIN (
+                SELECT customer_id, {_json_object(SLOT, "visits", "weekday, hour")} AS profile
+                FROM read_parquet('{profile_path}') GROUP BY customer_id
+            ) p USING (customer_id)
             ORDER BY f.customer_id
         ) TO '{features_path}' (FORMAT parquet)"""
     )
@@ -415,6 +425,15 @@ def _finish(
             ),
         ],
     )
+
+
+SLOT = "['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'][weekday + 1] || ' ' || lpad(hour::VARCHAR, 2, '0')"
+
+
+def _json_object(key: str, value: str, order: str) -> str:
+    """A DuckDB aggregate: a JSON object of the group's keys and values, in a fixed order (so
+    both engines' rows, in whatever order they come, give the same text)."""
+    return f"to_json(map_from_entries(list(({key}, {value}) ORDER BY {order})))::VARCHAR"
 
 
 def _counts(db: duckdb.DuckDBPyConnection, column: str) -> dict[str, int]:

@@ -45,6 +45,8 @@ def purchase_lines(src: Sources, as_of: date) -> ir.Table:
         outlet_id=receipts.outlet_id,
         day=receipts.day,
         month=receipts.month,
+        mday=receipts.mday,
+        returns_receipt_id=line.returns_receipt_id,
         quantity=line.quantity,
         total=line.line_total_cents,
         cost=line.cost_cents,
@@ -200,6 +202,13 @@ def customer_features(src: Sources, as_of: date, departments: list[str]) -> ir.T
     )
 
 
+def visit_profile(src: Sources, as_of: date) -> ir.Table:
+    """Each customer's visits in the last 365 days per weekday and hour of the local clock."""
+    v = visits(src, purchase_lines(src, as_of))
+    year = v.filter(v.is_visit & (v.age < 365))
+    return year.group_by(["customer_id", "weekday", "hour"]).agg(visits=year.count())
+
+
 def group_lines(lines: ir.Table, name: str) -> ir.Table:
     """The lines of a department, product group or subgroup called `name` (any case)."""
     key = name.lower()
@@ -225,16 +234,18 @@ def group_measure(
         bought = g.filter(g.quantity > 0)
         return bought.group_by("customer_id").agg(value=bought.receipt_id.nunique().cast("int64"))
     this_month = (as_of.year - 1970) * 12 + as_of.month - 1
-    months = g.filter(g.quantity > 0).select("customer_id", "month").distinct()
+    months = _bought_months(g)
     if function == "months_since_in":
-        return months.group_by("customer_id").agg(
-            value=(this_month - months.month.max()).cast("int64")
-        )
+        # Whole months from the latest purchase's date to as_of: 15 Dec to 14 Dec is 11.
+        last = months.group_by("customer_id").agg(key=months.key.max())
+        short = ibis.ifelse(last.key % 32 > as_of.day, 1, 0)
+        return last.select("customer_id", value=(this_month - last.key // 32 - short).cast("int64"))
     if function == "unbroken_months_in":
         # Gaps and islands: month - rank is constant along a run of consecutive months.
-        ranked = months.mutate(
-            island=months.month
-            - ibis.row_number().over(group_by=months.customer_id, order_by=months.month)
+        distinct = months.select("customer_id", month=months.key // 32).distinct()
+        ranked = distinct.mutate(
+            island=distinct.month
+            - ibis.row_number().over(group_by=distinct.customer_id, order_by=distinct.month)
         )
         runs = ranked.group_by(["customer_id", "island"]).agg(
             last=ranked.month.max(), length=ranked.count()
@@ -242,6 +253,21 @@ def group_measure(
         latest = runs.filter(runs["last"] >= this_month - 1)
         return latest.group_by("customer_id").agg(value=latest.length.max().cast("int64"))
     raise ValueError(f"no measure for {function}")
+
+
+def _bought_months(g: ir.Table) -> ir.Table:
+    """The purchase dates (as `key` = month * 32 + day of month) whose units in the group were
+    not all returned: a return counts against the purchase it refers to, so a refunded month
+    is no purchase."""
+    origins = g.select(origin=g.receipt_id, origin_key=g.month * 32 + g.mday).distinct()
+    linked = g.left_join(origins, g.returns_receipt_id == origins.origin)
+    keyed = linked.select(
+        "customer_id",
+        "quantity",
+        key=linked.origin_key.fill_null(linked.month * 32 + linked.mday),
+    )
+    net = keyed.group_by(["customer_id", "key"]).agg(units=keyed.quantity.sum())
+    return net.filter(net.units > 0).select("customer_id", "key")
 
 
 # What a function gives a customer who never bought from the group.
