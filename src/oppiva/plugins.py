@@ -44,6 +44,11 @@ class Hooks:
         """Columns holding a customer id, whose rows follow the customer through merges."""
 
     @hookspec
+    def oppiva_derived_links(self) -> list[CustomerLink]:  # type: ignore[empty-body]
+        """Customer columns of tables the analysis computes and replaces at every run: they
+        do not follow merges (the next analysis sees the merged customer as one)."""
+
+    @hookspec
     def oppiva_export_person(  # type: ignore[empty-body]
         self, session: Session, customer_id: int
     ) -> dict[str, Any]:
@@ -71,6 +76,12 @@ def plugin_manager() -> pluggy.PluginManager:
         pm.register(importlib.import_module(name), name)
     pm.load_setuptools_entrypoints("oppiva")
     return pm
+
+
+def derived_links() -> list[CustomerLink]:
+    """Every registered customer-id column of analysis output."""
+    links = [link for group in plugin_manager().hook.oppiva_derived_links() for link in group]
+    return sorted(links, key=lambda link: (link.table.name, link.column))
 
 
 def customer_links() -> list[CustomerLink]:

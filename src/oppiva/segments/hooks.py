@@ -8,9 +8,15 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from oppiva.analytics.models import CustomerFeature, QuietAudience
-from oppiva.plugins import hookimpl
+from oppiva.plugins import CustomerLink, hookimpl
 from oppiva.segments.models import SegmentHistory, SegmentMember
 from oppiva.segments.service import customer_segments
+
+
+@hookimpl
+def oppiva_derived_links() -> list[CustomerLink]:
+    tables = (CustomerFeature, SegmentMember, SegmentHistory, QuietAudience)
+    return [CustomerLink(t.__table__, "customer_id") for t in tables]  # type: ignore[arg-type]
 
 
 @hookimpl

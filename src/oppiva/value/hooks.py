@@ -7,9 +7,14 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from oppiva.plugins import hookimpl
+from oppiva.plugins import CustomerLink, hookimpl
 from oppiva.value.models import CustomerValue
 from oppiva.value.service import card
+
+
+@hookimpl
+def oppiva_derived_links() -> list[CustomerLink]:
+    return [CustomerLink(CustomerValue.__table__, "customer_id")]  # type: ignore[arg-type]
 
 
 @hookimpl
