@@ -81,6 +81,16 @@ def analyze_command(
     table.add_row("stages", ", ".join(f"{k} {v:,}" for k, v in report.stages.items()))
     table.add_row("segments", ", ".join(f"{k} {v:,}" for k, v in report.segments.items()) or "-")
     table.add_row("quiet hours", f"{report.quiet_slots:,} quiet store-hours")
+    value = report.value
+    if "skipped" in value:
+        table.add_row("customer value", f"not fitted: {value['skipped']}")
+    elif value:
+        table.add_row(
+            "customer value",
+            f"{value.get('repeat_customers', 0):,} repeat customers; 12-month CLV in all "
+            f"{value.get('clv_total', 0):,.0f}; a new customer is worth "
+            f"{value.get('new_customer_value', 0):,.2f}",
+        )
     for cluster in report.clusters:
         table.add_row(f"lifestyle {cluster['id']}", f"{cluster['name']} ({cluster['size']:,})")
     console.print(table)
