@@ -555,10 +555,11 @@ def agreement(url_db: Path | None, frame_path: Path) -> tuple[int, int]:
 
     if url_db is None:
         return 0, 0
-    with sqlite3.connect(url_db) as db:
-        ours = pd.read_sql_query(
-            f"SELECT customer_id, {', '.join(COMPARED)} FROM customer_feature", db
-        ).set_index("customer_id")
+    db = sqlite3.connect(url_db)
+    ours = pd.read_sql_query(
+        f"SELECT customer_id, {', '.join(COMPARED)} FROM customer_feature", db
+    ).set_index("customer_id")
+    db.close()
     theirs = pd.read_parquet(frame_path).set_index("customer_id").reindex(ours.index)
     agree = total = 0
     for column in COMPARED:
@@ -651,7 +652,8 @@ def run(folder: Path, args: argparse.Namespace) -> None:
     agree, total = agreement(work, frame)
     print(f"pandas agrees with analyze on {agree:,} of {total:,} compared values")
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    work.unlink()
+    for path in (work, work.with_name("run.db-wal"), work.with_name("run.db-shm")):
+        path.unlink(missing_ok=True)
     if args.postgres:
         run_postgres(tables, meta, theirs)
 
