@@ -294,6 +294,8 @@ def _saved(segment: dict[str, Any]) -> Criteria:
 
 # Customers the number of clusters is chosen on (the gap statistic grows fast with it).
 CLUSTER_SAMPLE = 10_000
+# Customers the clusters are fitted on; everyone else joins the nearest centre.
+CLUSTER_FIT = 100_000
 FEATURE_COLUMNS = [name for name in FEATURES if name not in ("first_purchase", "last_purchase")]
 # The stored type of each kind: DuckDB sums integers to HUGEINT, which Parquet keeps as DOUBLE.
 SQL_TYPES = {Kind.INT: "BIGINT", Kind.FLOAT: "DOUBLE", Kind.BOOL: "BOOLEAN", Kind.TEXT: "VARCHAR"}
@@ -538,10 +540,21 @@ def _clusters(
         stored = pq.read_table(files["clusters"]).column("model").to_pylist()
         previous = ClusterResult.from_dict(json.loads(stored[0])) if stored else None
         labels = dict(zip(shares, departments, strict=True))
+        fitted_on = table
+        if table.num_rows > CLUSTER_FIT:  # a fixed sample: the same store, the same clusters
+            rng = np.random.default_rng(0)
+            fitted_on = table.take(np.sort(rng.choice(table.num_rows, CLUSTER_FIT, replace=False)))
         result = fit_clusters(
-            table, shares, behaviour, previous=previous, labels=labels, sample_size=CLUSTER_SAMPLE
+            fitted_on,
+            shares,
+            behaviour,
+            previous=previous,
+            labels=labels,
+            sample_size=CLUSTER_SAMPLE,
         )
         placed = assign(table, result)
+        ids, counts = np.unique(placed.column("cluster_id").to_numpy(), return_counts=True)
+        sizes = dict(zip(ids.tolist(), counts.tolist(), strict=True))
         pq.write_table(
             pa.table(
                 {
@@ -562,13 +575,15 @@ def _clusters(
                 {
                     "id": cluster.id,
                     "name": cluster.name,
-                    "size": cluster.size,
+                    "size": sizes.get(cluster.id, 0),
                     "as_of": as_of,
                     "profile": json.dumps(profile),
                     "model": model,
                 }
             )
-            report.clusters.append({"id": cluster.id, "name": cluster.name, "size": cluster.size})
+            report.clusters.append(
+                {"id": cluster.id, "name": cluster.name, "size": sizes.get(cluster.id, 0)}
+            )
     schema = pa.schema(
         [
             ("id", pa.int64()),
