@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,6 +32,7 @@ from oppiva.analytics.features import (
     purchase_lines,
     share_column,
     visit_profile,
+    visits,
 )
 from oppiva.analytics.quiet import quiet_audience, quiet_slots
 from oppiva.analytics.scope import EngineScope
@@ -236,7 +238,11 @@ def _compute(
     )
     step(STAGES[1])
     live = src.customers.select(customer_id=src.customers.id)
-    features = customer_features(src, as_of, departments).join(live, "customer_id")
+    # Materialised once: every stage after this reads them again.
+    lines = purchase_lines(src, as_of).cache()
+    purchases = visits(src, lines).cache()
+    features = customer_features(src, as_of, departments, lines, purchases)
+    features = features.join(live, "customer_id")
     raw = folder / "features_raw.parquet"
     eng.write(features, raw)
     step(STAGES[2])
@@ -245,7 +251,6 @@ def _compute(
 
     step(STAGES[3])
     table = eng.read("features", raw)
-    lines = purchase_lines(src, as_of)
     gaps = pq.read_table(raw, columns=["mean_interpurchase_days"]).column(0).drop_null()
     population_gap = float(np.median(gaps.to_numpy())) if len(gaps) else 30.0
     segments = pq.read_table(files["segments"]).to_pylist()
@@ -281,7 +286,18 @@ def _compute(
     scored = folder / "features_scored.parquet"
     eng.write(t.drop("prev_stage", "prev_since"), scored)
     return _finish(
-        eng, src, files, folder, scored, departments, segments, as_of, settings, report, step
+        eng,
+        src,
+        purchases,
+        files,
+        folder,
+        scored,
+        departments,
+        segments,
+        as_of,
+        settings,
+        report,
+        step,
     )
 
 
@@ -293,9 +309,9 @@ def _saved(segment: dict[str, Any]) -> Criteria:
 
 
 # Customers the number of clusters is chosen on (the gap statistic grows fast with it).
-CLUSTER_SAMPLE = 10_000
+CLUSTER_SAMPLE = 5_000
 # Customers the clusters are fitted on; everyone else joins the nearest centre.
-CLUSTER_FIT = 100_000
+CLUSTER_FIT = 50_000
 FEATURE_COLUMNS = [name for name in FEATURES if name not in ("first_purchase", "last_purchase")]
 # The stored type of each kind: DuckDB sums integers to HUGEINT, which Parquet keeps as DOUBLE.
 SQL_TYPES = {Kind.INT: "BIGINT", Kind.FLOAT: "DOUBLE", Kind.BOOL: "BOOLEAN", Kind.TEXT: "VARCHAR"}
@@ -322,6 +338,7 @@ DIMENSIONS = {
 def _finish(
     eng: Engine,
     src: Sources,
+    purchases: ir.Table,
     files: dict[str, Path],
     folder: Path,
     scored: Path,
@@ -342,7 +359,7 @@ def _finish(
     audience = quiet_audience(src.receipts, eng.read("slots", slots_path), as_of, src.customers)
     eng.write(audience, audience_path)
     profile_path = folder / "visit_profile.parquet"
-    eng.write(visit_profile(src, as_of), profile_path)
+    eng.write(visit_profile(purchases), profile_path)
 
     db = duckdb.connect()
     day = f"DATE '{as_of.isoformat()}'"
@@ -350,13 +367,13 @@ def _finish(
         f"CREATE TABLE f AS SELECT s.*, c.cluster AS lifestyle_cluster FROM read_parquet('{scored}') s "
         f"LEFT JOIN read_parquet('{clusters}') c USING (customer_id)"
     )
-    shares = (
-        " UNION ALL ".join(
-            f"SELECT customer_id, {_quote(d)} AS k, {share_column(d)} AS v FROM f"
-            for d in departments
-        )
-        or "SELECT NULL::BIGINT AS customer_id, NULL AS k, NULL::DOUBLE AS v WHERE false"
+    # JSON built per row, departments in name order: the same text on both engines
+    pieces = ", ".join(
+        f"CASE WHEN {share_column(d)} > 0 THEN {_quote(json.dumps(d) + ':')} "
+        f"|| round({share_column(d)}, 4)::VARCHAR END"
+        for d in departments
     )
+    shares = f"NULLIF('{{' || concat_ws(',', {pieces}) || '}}', '{{}}')" if departments else "NULL"
     features_path = folder / "customer_feature.parquet"
     db.execute(
         f"""COPY (
@@ -364,15 +381,13 @@ def _finish(
                    DATE '1970-01-01' + f.first_day::INTEGER AS first_purchase,
                    DATE '1970-01-01' + f.last_day::INTEGER AS last_purchase,
                    {", ".join(f"f.{c}::{SQL_TYPES[FEATURES[c].kind]} AS {c}" for c in FEATURE_COLUMNS)},
-                   j.shares AS department_shares,
+                   {shares} AS department_shares,
                    p.profile AS visit_profile,
                    {", ".join(f"f.{c}" for c in SEGMENT_COLUMNS)}
             FROM f LEFT JOIN (
-                SELECT customer_id, {_json_object("k", "round(v, 4)", "k")} AS shares
-                FROM ({shares}) WHERE v > 0 GROUP BY customer_id
-            ) j USING (customer_id)
-            LEFT JOIN (
-                SELECT customer_id, {_json_object(SLOT, "visits", "weekday, hour")} AS profile
+                SELECT customer_id, '{{' || string_agg(
+                    '"' || {SLOT} || '":' || visits::VARCHAR, ',' ORDER BY weekday, hour
+                ) || '}}' AS profile
                 FROM read_parquet('{profile_path}') GROUP BY customer_id
             ) p USING (customer_id)
             ORDER BY f.customer_id
@@ -430,12 +445,6 @@ def _finish(
 
 
 SLOT = "['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'][weekday + 1] || ' ' || lpad(hour::VARCHAR, 2, '0')"
-
-
-def _json_object(key: str, value: str, order: str) -> str:
-    """A DuckDB aggregate: a JSON object of the group's keys and values, in a fixed order (so
-    both engines' rows, in whatever order they come, give the same text)."""
-    return f"to_json(map_from_entries(list(({key}, {value}) ORDER BY {order})))::VARCHAR"
 
 
 def _counts(db: duckdb.DuckDBPyConnection, column: str) -> dict[str, int]:

@@ -104,11 +104,17 @@ def share_column(department: str) -> str:
     return f"share__{slug}_{digest}"
 
 
-def customer_features(src: Sources, as_of: date, departments: list[str]) -> ir.Table:
+def customer_features(
+    src: Sources,
+    as_of: date,
+    departments: list[str],
+    lines: ir.Table | None = None,
+    receipts: ir.Table | None = None,
+) -> ir.Table:
     """The catalogue's features for every customer with a purchase up to `as_of`, plus one
     `share__<department>` column per department (share of the 365-day spend)."""
-    lines = purchase_lines(src, as_of)
-    v = visits(src, lines)
+    lines = purchase_lines(src, as_of) if lines is None else lines
+    v = visits(src, lines) if receipts is None else receipts
     in_window = {d: v.age < d for d in WINDOWS}
     base = v.group_by("customer_id").agg(
         first_day=v.day.min(where=v.is_visit),
@@ -202,9 +208,10 @@ def customer_features(src: Sources, as_of: date, departments: list[str]) -> ir.T
     )
 
 
-def visit_profile(src: Sources, as_of: date) -> ir.Table:
-    """Each customer's visits in the last 365 days per weekday and hour of the local clock."""
-    v = visits(src, purchase_lines(src, as_of))
+def visit_profile(receipts: ir.Table) -> ir.Table:
+    """Each customer's visits in the last 365 days per weekday and hour of the local clock
+    (from the rows of `visits`)."""
+    v = receipts
     year = v.filter(v.is_visit & (v.age < 365))
     return year.group_by(["customer_id", "weekday", "hour"]).agg(visits=year.count())
 
