@@ -4,14 +4,18 @@ on the department-store example data, with the bad input each must refuse."""
 from __future__ import annotations
 
 import json
+from datetime import date
 from importlib import resources
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from oppiva.analytics.analysis import analyze
 from oppiva.cli.main import app
+from oppiva.config import Settings
 from oppiva.db import Store
+from oppiva.errors import InvalidInput
 
 runner = CliRunner()
 
@@ -94,3 +98,21 @@ def test_an_analysis_may_not_go_back_in_time(shop):
     assert "as_of: 2025-06-30 is before the latest analysis (2025-12-31)" in output
     code, output = run(shop, "quiet-hours", "aleksi")
     assert code == 0, output  # the earlier results are still there
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "field"),
+    [
+        ("class_key", "visits_365d >>= 3", "OPPIVA_CLASS_KEY"),
+        ("action_end", "margin_365d", "OPPIVA_ACTION_END"),
+        ("timezone", "Europe/Nowhere", "OPPIVA_TIMEZONE"),
+    ],
+)
+def test_bad_settings_stop_the_analysis_before_it_writes(shop, setting, value, field):
+    settings = Settings(**{setting: value})
+    with pytest.raises(InvalidInput) as caught:
+        analyze(shop.url, as_of=date(2025, 12, 31), settings=settings)
+    assert caught.value.field == field
+    code, output = run(shop, "quiet-hours", "aleksi")
+    assert code == 2  # no analysis was written
+    assert "run `oppiva analyze` first" in output

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 import ibis.expr.types as ir
@@ -171,11 +172,12 @@ def analyze(
     settings = settings or get_settings()
     step: Progress = progress or (lambda _stage: None)
     rules_ = _class_rules(settings)
+    _zone(settings.timezone)
     started = utcnow()
     with tempfile.TemporaryDirectory(prefix="oppiva-analyze-", dir=work_dir) as tmp:
         folder = Path(tmp)
         step(STAGES[0])
-        as_of = as_of or datetime.now().date()
+        as_of = as_of or datetime.now(_zone(settings.timezone)).date()
         files = dump(url, queries(settings.timezone, as_of), folder / "in")
         latest = pq.read_table(files["runs"]).column("as_of")[0].as_py()
         if latest is not None and as_of < latest:
@@ -203,6 +205,13 @@ class _Outputs:
     features: Path
     memberships: Path
     writes: list[Write]
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput("OPPIVA_TIMEZONE", f"{name!r} is no time zone") from None
 
 
 def _class_rules(settings: Settings) -> dict[str, Criteria]:
