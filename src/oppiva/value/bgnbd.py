@@ -13,6 +13,7 @@ unit too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,8 @@ from oppiva.value.fitting import (
     Fit,
     FloatArray,
     by_count,
+    compress,
+    factorise,
     floats,
     log_add,
     maximise,
@@ -70,6 +73,66 @@ def log_likelihood_rows(
 log_likelihood = weighted(log_likelihood_rows)
 
 
+def prepared_log_likelihood(
+    x: FloatArray, t_x: FloatArray, T: FloatArray, weights: FloatArray
+) -> Callable[[FloatArray], tuple[float, FloatArray]]:
+    """`log_likelihood` for fixed data: params -> (weighted total, gradient).
+
+    The same sums, arranged for an optimiser that calls it dozens of times. With
+    g = log(alpha + t_x) - log(alpha + T) and d = log B(a+1, b+x-1) - log B(a, b+x) - (r+x) g,
+    a customer's log-likelihood is the first term's plus log(1 + e^d) when x > 0. The first
+    term's sums depend on x alone or on T alone: they are taken per distinct count and per
+    distinct T with the total weights of each. Only d, log(1 + e^d) and the logistic e^d/(1+e^d)
+    (the second term's share, which the gradient needs) remain per row, on the rows with x > 0.
+    """
+    counts, ix = factorise(x)
+    ages, iT = factorise(T)
+    per_count = np.bincount(ix, weights=weights, minlength=len(counts))
+    per_age = np.bincount(iT, weights=weights, minlength=len(ages))
+    x_per_age = np.bincount(iT, weights=weights * x, minlength=len(ages))
+    total_weight = float(weights.sum())
+    counts1 = np.maximum(counts, 1.0) - 1
+    repeat = x > 0
+    # g and its derivative depend on (t_x, T) alone: once per distinct pair
+    (recencies, pair_ages), _, pair = compress(t_x[repeat], T[repeat])
+    ix, x, weights = ix[repeat], x[repeat], weights[repeat]
+
+    def total(params: FloatArray) -> tuple[float, FloatArray]:
+        r, alpha, a, b = (float(v) for v in params)
+        log_alpha = np.log(alpha)
+        log_at = np.log(alpha + ages)
+        g = (np.log(alpha + recencies) - np.log(alpha + pair_ages))[pair]
+        base = betaln(a, b)
+        beta1 = betaln(a, b + counts) - base
+        rx = r + x
+        d = (betaln(a + 1, b + counts1) - base - beta1)[ix]
+        d -= rx * g
+        # log(1 + e^d) and the share e^d / (1 + e^d) from one exponential of -|d| <= 0
+        small = np.exp(-np.abs(d))
+        one_plus = 1 + small
+        log_term = np.maximum(d, 0.0)
+        log_term += np.log(one_plus)
+        share = np.where(d >= 0, 1.0, small)
+        share /= one_plus
+        share *= weights  # weight times the second term's share
+        shift_ab = digamma(a + b) - digamma(a + b + counts)
+        d_b1 = digamma(b + counts) - digamma(b) + shift_ab
+        d_b2 = digamma(b + counts1) - digamma(b) + shift_ab
+        ll = per_count @ (gammaln(r + counts) - gammaln(r) + beta1) + total_weight * r * log_alpha
+        ll += float(weights @ log_term) - (r * per_age + x_per_age) @ log_at
+        d_r = per_count @ (digamma(r + counts) - digamma(r)) + total_weight * log_alpha
+        d_r -= per_age @ log_at + float(share @ g)
+        h = (1 / (alpha + recencies) - 1 / (alpha + pair_ages))[pair]
+        d_alpha = total_weight * r / alpha - (r * per_age + x_per_age) @ (1 / (alpha + ages))
+        rx *= share
+        d_alpha -= float(rx @ h)
+        d_a = per_count @ shift_ab + (digamma(a + 1) - digamma(a)) * float(share.sum())
+        d_b = per_count @ d_b1 + float(share @ (d_b2 - d_b1)[ix])
+        return float(ll), np.array([d_r, d_alpha, d_a, d_b])
+
+    return total
+
+
 def _tail(
     r: float, alpha: float, a: float, b: float, x: FloatArray, T: FloatArray, t: FloatArray
 ) -> FloatArray:
@@ -105,9 +168,15 @@ class BGNBD:
         `weights` are counts per row when the data are already compressed.
         """
         (ux, utx, uT), counts = rows_and_counts((x, t_x, T), weights)
-        mean_x = float(ux @ counts / counts.sum())
-        start = (1.0, max(float(uT @ counts / counts.sum()), 1e-3) / max(mean_x, 0.1), 1.0, 1.0)
-        fit = maximise(log_likelihood, NAMES, start, (ux, utx, uT), counts, penalty)
+        mean_x = float((ux * counts).sum() / counts.sum())
+        start = (
+            1.0,
+            max(float((uT * counts).sum() / counts.sum()), 1e-3) / max(mean_x, 0.1),
+            1.0,
+            1.0,
+        )
+        prepared = prepared_log_likelihood(ux, utx, uT, counts)
+        fit = maximise(lambda p, _: prepared(p), NAMES, start, (), counts, penalty)
         r, alpha, a, b = (float(v) for v in fit.values)
         return cls(r, alpha, a, b, fit=fit)
 
@@ -137,12 +206,26 @@ class BGNBD:
     ) -> FloatArray:
         """E[purchases in (T, T+t] | x, t_x, T] (equation 10 of the paper).
 
-        `t` broadcasts against the customers, so t[:, None] gives a row per horizon."""
+        `t` broadcasts against the customers, so t[:, None] gives a row per horizon. The
+        hypergeometric part depends on (t, x, T) only, not on t_x: it is evaluated once per
+        distinct horizon and (x, T) when that is fewer calls than one per customer."""
         ts = np.asarray(t, dtype=np.float64)
-        xs, txs, Ts = np.broadcast_arrays(*floats(x, t_x, T))
+        xs, txs, Ts = floats(x, t_x, T)
         a, b = self.a, self.b
-        tail = _tail(self.r, self.alpha, a, b, xs, Ts, ts)
+        tail = self._tail_by_unique(ts, xs, Ts)
         return (a + b + xs - 1) / (a - 1) * (1 - tail) * self.p_alive(xs, txs, Ts)
+
+    def _tail_by_unique(self, ts: FloatArray, xs: FloatArray, Ts: FloatArray) -> FloatArray:
+        """`_tail` at every (t, x, T), computed on the distinct values when that saves calls."""
+        xb, Tb = np.broadcast_arrays(xs, Ts)
+        if xb.size > 1024:
+            horizons, which_t = np.unique(ts, return_inverse=True)
+            (ux, uT), _, which = compress(xb, Tb)
+            if horizons.size * ux.size < np.broadcast(ts, xb).size:
+                grid = _tail(self.r, self.alpha, self.a, self.b, ux, uT, horizons[:, None])
+                result: FloatArray = grid[which_t.reshape(ts.shape), which.reshape(xb.shape)]
+                return result
+        return _tail(self.r, self.alpha, self.a, self.b, xs, Ts, ts)
 
     def expected_purchases_new(self, t: npt.ArrayLike) -> FloatArray:
         """E[X(t)]: expected repeat purchases of a customer in the t after their first."""

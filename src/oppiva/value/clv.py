@@ -46,7 +46,8 @@ def _discounted(cumulative: FloatArray, discount_rate: float) -> FloatArray:
     """sum_i (C_i - C_{i-1}) / (1+d)^i over the first axis, C_0 being the first row."""
     steps = np.diff(cumulative, axis=0)
     factors = (1 + discount_rate) ** -np.arange(1, len(steps) + 1, dtype=np.float64)
-    result: FloatArray = np.tensordot(factors, steps, axes=1)
+    # not tensordot: a BLAS product this long wakes threads that then spin (`fitting.maximise`)
+    result: FloatArray = np.einsum("i,i...->...", factors, steps)
     return result
 
 

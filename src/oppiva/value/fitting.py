@@ -16,12 +16,14 @@ confidence intervals are exp(log p +- z se(log p)), which stay positive.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from scipy import optimize, stats
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
 
 FloatArray = npt.NDArray[np.float64]
 # (natural parameters, data columns..., weights) -> (weighted log-likelihood, gradient)
@@ -103,20 +105,24 @@ def maximise(
             return float(np.finfo(np.float64).max / 1e10), np.zeros_like(theta)
         return value, gradient
 
-    result = optimize.minimize(
-        objective,
-        np.log(np.asarray(start, dtype=np.float64)),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(-LOG_BOUND, LOG_BOUND)] * len(names),
-        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
-    )
-    theta = np.asarray(result.x, dtype=np.float64)
-    values = np.exp(theta)
-    # a line search that cannot improve on 1e-15 has still converged if the gradient is flat
-    flat = float(np.max(np.abs(objective(theta)[1]))) < 1e-6
-    ll, _ = log_likelihood(values, *data, weights)
-    hessian = numerical_hessian(lambda t: objective(t)[1] * customers, theta)
+    # one BLAS thread: the products here are too small to share, and OpenBLAS's threads would
+    # wait spinning between them (L-BFGS-B's own small products included), taking a core
+    with threadpool_limits(1, user_api="blas"):
+        result = optimize.minimize(
+            objective,
+            np.log(np.asarray(start, dtype=np.float64)),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(-LOG_BOUND, LOG_BOUND)] * len(names),
+            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20},
+        )
+        theta = np.asarray(result.x, dtype=np.float64)
+        values = np.exp(theta)
+        # a line search that cannot improve on 1e-15 has still converged if the gradient is flat
+        ll, grad = log_likelihood(values, *data, weights)
+        gradient = (-grad / customers + 2.0 * penalty * values) * values
+        flat = not np.isfinite(ll) or float(np.max(np.abs(gradient))) < 1e-6
+        hessian = numerical_hessian(lambda t: objective(t)[1] * customers, theta)
     try:
         covariance = np.linalg.inv(hessian)
     except np.linalg.LinAlgError:
@@ -154,9 +160,58 @@ def compress(*columns: npt.ArrayLike) -> tuple[list[FloatArray], FloatArray, npt
     """The unique rows of the columns, their counts, and each original row's unique row.
 
     Fitting on the unique rows weighted by their counts gives the same likelihood as fitting on
-    every customer, at a cost that stops growing once the histories start to repeat.
+    every customer, at a cost that stops growing once the histories start to repeat. The rows
+    come sorted by the first column, then the second... Each column is first reduced to codes
+    of its distinct values (`factorise`); the codes of a row make one integer key, counted in a
+    table when the keys are few (no sorting at all) and sorted otherwise.
     """
+    unique, counts, inverse = _unique_rows(columns, with_inverse=True)
+    assert inverse is not None
+    return unique, counts, inverse
+
+
+def _unique_rows(
+    columns: Sequence[npt.ArrayLike], with_inverse: bool
+) -> tuple[list[FloatArray], FloatArray, npt.NDArray[np.intp] | None]:
+    """`compress`, the inverse only `with_inverse` (it costs a pass, or a sort, more)."""
     data = [np.asarray(column, dtype=np.float64).reshape(-1) for column in columns]
+    size = len(data[0]) if data else 0
+    factors = [factorise(column) for column in data]
+    cells = [max(len(values), 1) for values, _ in factors]
+    total = math.prod(cells)
+    if total >= 2**62:  # too many combinations for one integer key
+        return _compress_sorted(data)
+    key = np.zeros(size, dtype=np.int64)
+    for (_, codes), cell in zip(factors, cells, strict=True):
+        key *= cell
+        key += codes
+    inverse = None
+    if total <= max(4 * size, 1 << 16):
+        table = np.bincount(key, minlength=total)
+        keys = np.flatnonzero(table)
+        counts = table[keys].astype(np.float64)
+        if with_inverse:
+            rank = np.zeros(total, dtype=np.intp)
+            rank[keys] = np.arange(len(keys))
+            inverse = rank[key]
+    elif with_inverse:
+        keys, found, table = np.unique(key, return_inverse=True, return_counts=True)
+        counts = table.astype(np.float64)
+        inverse = np.asarray(found, dtype=np.intp).reshape(-1)
+    else:
+        keys, table = np.unique(key, return_counts=True)
+        counts = table.astype(np.float64)
+    unique = []
+    for (values, _), cell in zip(factors[::-1], cells[::-1], strict=True):
+        keys, codes = np.divmod(keys, cell)
+        unique.append(np.ascontiguousarray(values[codes]))
+    return unique[::-1], counts, inverse
+
+
+def _compress_sorted(
+    data: list[FloatArray],
+) -> tuple[list[FloatArray], FloatArray, npt.NDArray[np.intp]]:
+    """`compress` by a lexicographic sort of the rows."""
     order = np.lexsort(data[::-1])  # by the first column, then the second...
     ordered = [column[order] for column in data]
     changed = np.zeros(len(order), dtype=bool)
@@ -170,6 +225,45 @@ def compress(*columns: npt.ArrayLike) -> tuple[list[FloatArray], FloatArray, npt
     inverse[order] = group
     counts = np.diff(np.append(firsts, len(order))).astype(np.float64)
     return [np.ascontiguousarray(column[firsts]) for column in ordered], counts, inverse
+
+
+def factorise(column: FloatArray) -> tuple[FloatArray, npt.NDArray[np.intp]]:
+    """The sorted distinct values of a column and each row's index among them.
+
+    Statistics of customers usually sit on a grid (counts; days in weeks): then each value's
+    cell on the grid is its code, found by arithmetic and a table instead of a sort, and checked
+    exactly against the values; anything else goes through `np.unique`.
+    """
+    on_grid = _grid_codes(column) if len(column) > 1024 else None
+    if on_grid is not None:
+        return on_grid
+    values, codes = np.unique(column, return_inverse=True)
+    return values, np.asarray(codes, dtype=np.intp).reshape(-1)
+
+
+def _grid_codes(column: FloatArray) -> tuple[FloatArray, npt.NDArray[np.intp]] | None:
+    """`factorise` for values on a grid of step the smallest gap seen in a sample, or None."""
+    low, high = float(column.min()), float(column.max())
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return None
+    sample = np.unique(column[:: max(1, len(column) // 4096)])
+    step = float(np.min(np.diff(sample))) if len(sample) > 1 else 1.0
+    if step <= 0 or (high - low) / step > 4 * len(column):
+        return None
+    if low == 0.0 and step == 1.0:  # counts
+        cell = column.astype(np.intp)
+    else:
+        scaled = column - low
+        scaled /= step
+        cell = np.rint(scaled, out=scaled).astype(np.intp)
+    present = np.bincount(cell) > 0
+    codes = cell if present.all() else (np.cumsum(present) - 1)[cell]
+    values = np.empty(int(np.count_nonzero(present)))
+    values[codes] = column
+    # one value per cell, or the grid was wrong (the sample missed a smaller gap)
+    if not np.array_equal(values[codes], column):
+        return None
+    return values, codes
 
 
 def weighted(rows: RowLogLikelihood) -> LogLikelihood:
@@ -190,7 +284,7 @@ def rows_and_counts(
     """The data to fit on: the unique rows and their counts, or the rows as given with
     `weights` as their counts when the data are already compressed."""
     if weights is None:
-        unique, counts, _ = compress(*columns)
+        unique, counts, _ = _unique_rows(columns, with_inverse=False)
         return unique, counts
     return list(floats(*columns)), np.asarray(weights, dtype=np.float64)
 

@@ -14,13 +14,22 @@ have.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from scipy.special import digamma, gammaln
 
-from oppiva.value.fitting import Fit, FloatArray, by_count, compress, maximise, weighted
+from oppiva.value.fitting import (
+    Fit,
+    FloatArray,
+    by_count,
+    factorise,
+    maximise,
+    rows_and_counts,
+    weighted,
+)
 
 NAMES = ("p", "q", "gamma")
 
@@ -51,6 +60,44 @@ def log_likelihood_rows(
 log_likelihood = weighted(log_likelihood_rows)
 
 
+def prepared_log_likelihood(
+    x: FloatArray, m: FloatArray, weights: FloatArray
+) -> Callable[[FloatArray], tuple[float, FloatArray]]:
+    """`log_likelihood` for fixed data: params -> (weighted total, gradient).
+
+    With log(gamma + m x) = log m + log x + L, L = log(1 + gamma / (m x)), a row's
+    log-likelihood is (functions of x alone) + q log gamma - (p x + q) L - (1 + q) log m
+    - q log x: the sums of log m and log x are taken once, the functions of x alone per
+    distinct count, and only L and 1 / (gamma + m x) remain per row. (L is also what keeps the
+    sum accurate: log m + log x - log(gamma + m x) is a difference of nearly equal numbers.)
+    """
+    counts, ix = factorise(x)
+    per_count = np.bincount(ix, weights=weights, minlength=len(counts))
+    n = float(weights.sum())
+    wx = weights * x
+    mx = m * x
+    inverse_mx = 1 / mx
+    sum_log_m = float((weights * np.log(m)).sum())
+    sum_log_x = float((weights * np.log(x)).sum())
+
+    def total(params: FloatArray) -> tuple[float, FloatArray]:
+        p, q, gamma = (float(v) for v in params)
+        log_ratio = np.log1p(gamma * inverse_mx)  # L
+        wx_l, w_l = float((wx * log_ratio).sum()), float((weights * log_ratio).sum())
+        inverse_s = 1 / (gamma + mx)
+        pk = p * counts
+        psi = digamma(pk + q)
+        log_gamma = np.log(gamma)
+        ll = per_count @ (gammaln(pk + q) - gammaln(pk)) - n * gammaln(q) + n * q * log_gamma
+        ll -= p * wx_l + q * w_l + (1 + q) * sum_log_m + q * sum_log_x
+        d_p = per_count @ (counts * (psi - digamma(pk))) - wx_l
+        d_q = per_count @ psi - n * digamma(q) + n * log_gamma - w_l - sum_log_m - sum_log_x
+        d_gamma = n * q / gamma - float(((p * wx + q * weights) * inverse_s).sum())
+        return float(ll), np.array([d_p, d_q, d_gamma])
+
+    return total
+
+
 @dataclass(frozen=True)
 class GammaGamma:
     """A Gamma-Gamma spend model with its parameters (and the fit they came from, if any)."""
@@ -68,9 +115,10 @@ class GammaGamma:
         """
         xs, ms = np.asarray(x, dtype=np.float64), np.asarray(m, dtype=np.float64)
         keep = (xs > 0) & (ms > 0)
-        (ux, um), counts, _ = compress(xs[keep], ms[keep])
-        mean = float(um @ counts / counts.sum())
-        fit = maximise(log_likelihood, NAMES, (1.0, 2.0, mean), (ux, um), counts, penalty)
+        (ux, um), counts = rows_and_counts((xs[keep], ms[keep]), None)
+        mean = float((um * counts).sum() / counts.sum())
+        prepared = prepared_log_likelihood(ux, um, counts)
+        fit = maximise(lambda p, _: prepared(p), NAMES, (1.0, 2.0, mean), (), counts, penalty)
         p, q, gamma = (float(v) for v in fit.values)
         return cls(p, q, gamma, fit=fit)
 
