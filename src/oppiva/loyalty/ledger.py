@@ -185,12 +185,16 @@ def get_programme(session: Session, key: str) -> Programme:
     return programme
 
 
-def _membership(session: Session, programme: Programme, customer_id: int) -> Membership:
-    membership = session.scalar(
+def _find_membership(session: Session, programme: Programme, customer_id: int) -> Membership | None:
+    return session.scalar(
         select(Membership).where(
             Membership.programme_id == programme.id, Membership.customer_id == customer_id
         )
     )
+
+
+def _membership(session: Session, programme: Programme, customer_id: int) -> Membership:
+    membership = _find_membership(session, programme, customer_id)
     if membership is None:
         raise InvalidInput(
             "customer_id", f"customer {customer_id} is not a member of programme {programme.key!r}"
@@ -236,11 +240,7 @@ def join(
         )
     if session.get(Customer, customer_id) is None:
         raise NotFound(f"customer {customer_id} does not exist")
-    existing = session.scalar(
-        select(Membership).where(
-            Membership.programme_id == programme.id, Membership.customer_id == customer_id
-        )
-    )
+    existing = _find_membership(session, programme, customer_id)
     if existing is not None:
         return existing
     number = session.execute(
