@@ -34,6 +34,10 @@ class Permission(StrEnum):
     """Products and outlets."""
     SEGMENTS_WRITE = "segments:write"
     """Define and delete saved segments."""
+    LOYALTY_READ = "loyalty:read"
+    """Loyalty programmes, a member's balance and statement."""
+    LOYALTY_WRITE = "loyalty:write"
+    """Make customers members of loyalty programmes."""
     AGGREGATES_READ = "aggregates:read"
     """Counts and shares over the whole register, never a person."""
     AUDIT_READ = "audit:read"
@@ -59,6 +63,8 @@ DEFAULT_ROLES: dict[str, tuple[str, frozenset[Permission]]] = {
                 P.CONSENT_READ,
                 P.CONSENT_WRITE,
                 P.CONSENT_CHECK,
+                P.LOYALTY_READ,
+                P.LOYALTY_WRITE,
             }
         ),
     ),
@@ -71,6 +77,8 @@ DEFAULT_ROLES: dict[str, tuple[str, frozenset[Permission]]] = {
                 P.CONSENT_CHECK,
                 P.AGGREGATES_READ,
                 P.SEGMENTS_WRITE,
+                P.LOYALTY_READ,
+                P.LOYALTY_WRITE,
             }
         ),
     ),

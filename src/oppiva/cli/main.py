@@ -15,6 +15,7 @@ from oppiva.cli.common import actor, console, err_console, fail, open_store, uni
 from oppiva.config import get_settings
 from oppiva.customers.cli import app as customers_app
 from oppiva.demo.cli import simulate_command
+from oppiva.loyalty.cli import app as loyalty_app
 from oppiva.migrations import current, downgrade, head
 from oppiva.privacy.cli import app as consent_app
 from oppiva.purchases.cli import app as import_app
@@ -37,6 +38,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(segments_app, name="segments")
 app.add_typer(value_app, name="value")
+app.add_typer(loyalty_app, name="loyalty")
 app.command("audit")(audit_command)
 app.command("analyze")(analyze_command)
 app.command("quiet-hours")(quiet_hours_command)

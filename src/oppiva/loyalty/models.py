@@ -79,6 +79,8 @@ class Programme(Base):
     """The return window: earned points become spendable this many days after the purchase."""
     expiry_months: Mapped[int] = mapped_column(Integer, default=24)
     last_member_number: Mapped[int] = mapped_column(Integer, default=0)
+    rules: Mapped[str | None] = mapped_column(Text)
+    """The earning rules as given (YAML or JSON, see `oppiva.loyalty.rules`); none earns nothing."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

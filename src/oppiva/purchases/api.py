@@ -17,6 +17,8 @@ from oppiva.customers.schemas import CustomerOut, IdentifyIn, IdentifyOut
 from oppiva.customers.service import get_customer
 from oppiva.db import MAX_ID
 from oppiva.errors import Forbidden, InvalidInput
+from oppiva.loyalty.schemas import AccrualOut
+from oppiva.loyalty.service import accrue_for_receipt
 from oppiva.purchases import service
 from oppiva.purchases.models import IdempotentResponse, Outlet, Product, Receipt
 from oppiva.purchases.schemas import (
@@ -42,7 +44,9 @@ def post_receipt(
     idempotency_key: Annotated[str, Header(min_length=1, max_length=200)],
 ) -> ReceiptOut:
     """Store a receipt and identify its buyer. A repeat with the same `Idempotency-Key` (per
-    credential) returns the first answer and writes nothing; so does the same source and id."""
+    credential) returns the first answer and writes nothing; so does the same source and id.
+    The buyer's loyalty programmes earn by their rules, and a return takes back the returned
+    share of the original purchase's points (see `oppiva.loyalty.service`)."""
     principal = access.principal
     if principal.store is not None and body.store != principal.store:
         raise Forbidden(f"this key is bound to another store than {body.store!r}")
@@ -59,12 +63,24 @@ def post_receipt(
         response.status_code = earlier.status_code
         return ReceiptOut.model_validate(earlier.body)
     receipt, created = service.record_receipt(session, body)
+    # A receipt stored before (another key) only reports what it earned: it writes nothing.
+    accruals = accrue_for_receipt(session, receipt, record=created)
     out = ReceiptOut(
         receipt_id=receipt.id,
         customer_id=receipt.customer_id,
         identified_by=receipt.identified_by,
         total=Decimal(receipt.total_cents) / 100,
         created=created,
+        loyalty=[
+            AccrualOut(
+                programme=a.programme,
+                points_earned=a.points_earned,
+                points_reversed=a.points_reversed,
+                balance_available=a.balance.available,
+                balance_pending=a.balance.pending,
+            )
+            for a in accruals
+        ],
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     session.add(

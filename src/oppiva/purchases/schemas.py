@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from oppiva.customers.schemas import IdentifierIn
+from oppiva.loyalty.schemas import AccrualOut
 from oppiva.purchases.models import OutletKind
 from oppiva.schemas import InputModel
 
@@ -61,13 +62,15 @@ class ReceiptIn(InputModel):
 
 
 class ReceiptOut(BaseModel):
-    """What the till gets back (later: points and offers)."""
+    """What the till gets back: the buyer, and the points of each of their programmes (later:
+    offers)."""
 
     receipt_id: int
     customer_id: int | None
     identified_by: str | None
     total: Decimal
     created: bool
+    loyalty: list[AccrualOut] = Field(default_factory=list)
 
 
 class ReceiptLineOut(BaseModel):
