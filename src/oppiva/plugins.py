@@ -24,6 +24,7 @@ BUILTIN_PLUGINS = (
     "oppiva.access.hooks",
     "oppiva.purchases.hooks",
     "oppiva.segments.hooks",
+    "oppiva.loyalty.hooks",
     "oppiva.value.hooks",
 )
 
