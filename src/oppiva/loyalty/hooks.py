@@ -13,13 +13,20 @@ from sqlalchemy.orm import Session
 
 from oppiva.db import utcnow
 from oppiva.loyalty.ledger import balance, statement
-from oppiva.loyalty.models import Membership, PointsLot, PointsMovement, PointsOperation, Programme
+from oppiva.loyalty.models import (
+    Membership,
+    PointsLot,
+    PointsMovement,
+    PointsOperation,
+    Programme,
+    TierChange,
+)
 from oppiva.plugins import CustomerLink, hookimpl
 
 
 @hookimpl
 def oppiva_customer_links() -> list[CustomerLink]:
-    tables = (Membership, PointsOperation, PointsLot, PointsMovement)
+    tables = (Membership, PointsOperation, PointsLot, PointsMovement, TierChange)
     return [CustomerLink(t.__table__, "customer_id") for t in tables]  # type: ignore[arg-type]
 
 
@@ -41,6 +48,7 @@ def oppiva_export_person(session: Session, customer_id: int) -> dict[str, Any]:
                 "member_number": membership.member_number,
                 "joined_at": membership.joined_at.isoformat(),
                 "status": membership.status,
+                "tier": membership.tier,
                 "balance": asdict(balance(session, key, customer_id, now)),
                 "statement": statement(session, key, customer_id),
             }

@@ -17,10 +17,10 @@ that takes the member's lock.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from oppiva.db import Base, UTCDateTime, utcnow
@@ -81,6 +81,8 @@ class Programme(Base):
     last_member_number: Mapped[int] = mapped_column(Integer, default=0)
     rules: Mapped[str | None] = mapped_column(Text)
     """The earning rules as given (YAML or JSON, see `oppiva.loyalty.rules`); none earns nothing."""
+    tiers: Mapped[str | None] = mapped_column(Text)
+    """The tier definitions as JSON, lowest first (see `oppiva.loyalty.tiers`); none: no tiers."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -102,6 +104,11 @@ class Membership(Base):
     source: Mapped[str] = mapped_column(String(16), default=MembershipSource.JOIN)
     ledger_version: Mapped[int] = mapped_column(Integer, default=0)
     """Bumped by every ledger write, which so holds the member's lock until it commits."""
+    tier: Mapped[str | None] = mapped_column(String(40))
+    """The key of the member's tier (see `oppiva.loyalty.tiers`); none below the lowest."""
+    tier_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    tier_kept_until: Mapped[date | None] = mapped_column(Date)
+    """The last business date the tier is kept without qualifying again."""
 
 
 class PointsOperation(Base):
@@ -171,3 +178,21 @@ class PointsMovement(Base):
     points: Mapped[int] = mapped_column(Integer)
     lot_id: Mapped[int] = mapped_column(ForeignKey("points_lot.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TierChange(Base):
+    """One change of a member's tier: never changed afterwards."""
+
+    __tablename__ = "loyalty_tier_change"
+    __table_args__ = (
+        Index("ix_loyalty_tier_change_programme_id_customer_id", "programme_id", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    programme_id: Mapped[int] = mapped_column(ForeignKey("loyalty_programme.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id"))
+    from_tier: Mapped[str | None] = mapped_column(String(40))
+    to_tier: Mapped[str | None] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kept_until: Mapped[date | None] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text)
