@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from oppiva.api.app import create_app
 from oppiva.db import Store
 from oppiva.errors import InvalidInput
-from oppiva.loyalty import ledger, service
+from oppiva.loyalty import ledger, service, tiers
 from tests.conftest import make_key
 from tests.factories import make_customer
 from tests.purchases.conftest import _catalogue
@@ -83,6 +83,8 @@ def test_a_member_earns_by_the_rules_once(till, db, member):
             "points_reversed": 0,
             "balance_available": 0,
             "balance_pending": 123,
+            "tier": None,
+            "tier_message": None,
         }
     ]
     assert post(till, BODY, "k-1") == first
@@ -134,3 +136,32 @@ def test_a_programme_without_rules_earns_nothing(till, db, member):
 def test_rules_are_checked_before_they_are_kept(db, member):
     with db.transaction() as session, pytest.raises(InvalidInput, match=r"rules\[0\]"):
         service.set_rules(session, "plussa", "id: x\nrules:\n  - {name: a, kind: per_euro}\n")
+
+
+def test_the_till_answer_carries_the_tier_and_the_tier_multiplies_the_base(till, db, member):
+    with db.transaction() as session:
+        tiers.set_tiers(
+            session,
+            "plussa",
+            [
+                {
+                    "key": "silver",
+                    "name": "Silver",
+                    "threshold": 100,
+                    "measure": "points_earned",
+                    "multiplier": 2,
+                },
+                {"key": "gold", "name": "Gold", "threshold": 1000, "measure": "points_earned"},
+            ],
+        )
+    first = post(till, BODY, "k-1")["loyalty"][0]
+    # Not yet Silver when buying; the 123 points earned make Silver at once.
+    assert (first["points_earned"], first["tier"]) == (123, "silver")
+    assert first["tier_message"] == "877 points more to reach Gold"
+    second = post(till, {**BODY, "external_id": "K3-000009"}, "k-9")["loyalty"][0]
+    # 73 base points, doubled as Silver
+    assert (second["points_earned"], second["tier"]) == (146, "silver")
+    assert second["tier_message"] == "731 points more to reach Gold"
+    with db.transaction() as session:
+        entry = ledger.statement(session, "plussa", member)[-1]
+    assert entry["rule"] == "10 points per euro on 7.37 EUR; double points as Silver"

@@ -19,6 +19,8 @@ class AccrualOut(BaseModel):
     points_reversed: int = 0
     balance_available: int
     balance_pending: int
+    tier: str | None = None
+    tier_message: str | None = None
 
 
 class ProgrammeOut(BaseModel):

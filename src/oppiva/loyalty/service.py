@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from oppiva.config import get_settings
 from oppiva.errors import InvalidInput
-from oppiva.loyalty import ledger
+from oppiva.loyalty import ledger, tiers
 from oppiva.loyalty.models import (
     LotKind,
     Membership,
@@ -31,7 +31,17 @@ from oppiva.loyalty.models import (
     PointsOperation,
     Programme,
 )
-from oppiva.loyalty.rules import Basket, BasketLine, MemberContext, RuleSet, evaluate, load_rule_set
+from oppiva.loyalty.rules import (
+    Basket,
+    BasketLine,
+    EarnedPart,
+    Earning,
+    MemberContext,
+    RuleSet,
+    _times,
+    evaluate,
+    load_rule_set,
+)
 from oppiva.purchases.models import Product, Receipt, ReceiptLine
 
 RECEIPT_SOURCE = "receipt"
@@ -46,6 +56,7 @@ class Accrual:
     points_earned: int
     points_reversed: int
     balance: ledger.Balance
+    tier: tiers.TierStatus
 
 
 def set_rules(session: Session, programme_key: str, text: str | None) -> RuleSet | None:
@@ -120,7 +131,27 @@ def _basket(session: Session, receipt: Receipt) -> Basket:
     )
 
 
-def _earn(session: Session, programme: Programme, receipt: Receipt, *, record: bool) -> int:
+def _with_tier(earning: Earning, tier: tiers.TierStatus) -> Earning:
+    """The earning with the tier's multiplier on its base points as one more part, named after
+    the tier; withheld, like the rules' multipliers, below a minimum basket."""
+    if tier.tier is None or tier.multiplier <= 1 or earning.notes:
+        return earning
+    base = sum(part.points for part in earning.parts if part.kind == "per_euro")
+    points = int((tier.multiplier - 1) * base)
+    if points <= 0:
+        return earning
+    explanation = f"{_times(tier.multiplier)} points as {tier.name}"
+    return Earning((*earning.parts, EarnedPart(tier.tier, "tier", points, explanation)), ())
+
+
+def _earn(
+    session: Session,
+    programme: Programme,
+    receipt: Receipt,
+    tier: tiers.TierStatus,
+    *,
+    record: bool,
+) -> int:
     """The points the receipt earned in the programme, earning them first when `record`."""
     assert receipt.customer_id is not None
     earlier = _operation(session, programme.id, OperationKind.EARN, str(receipt.id))
@@ -140,8 +171,10 @@ def _earn(session: Session, programme: Programme, receipt: Receipt, *, record: b
             )
         )
     )
-    context = MemberContext(today=business_date(receipt.purchased_at), first_purchase=first)
-    earning = evaluate(load_rule_set(programme.rules), basket, context)
+    context = MemberContext(
+        today=business_date(receipt.purchased_at), first_purchase=first, tier=tier.tier
+    )
+    earning = _with_tier(evaluate(load_rule_set(programme.rules), basket, context), tier)
     if earning.total <= 0:
         return 0
     ledger.earn(
@@ -223,7 +256,8 @@ def accrue_for_receipt(session: Session, receipt: Receipt, *, record: bool = Tru
     reverse the returned share of the earnings of the receipts it returns from. Repeated, it
     writes nothing and reports the same points; with `record` false it only reports what was
     recorded. The result lists the customer's programmes (none for an anonymous receipt or a
-    customer who is no member), the points earned and reversed, and the balance after."""
+    customer who is no member), the points earned and reversed, the balance after and the
+    member's tier status (see `oppiva.loyalty.tiers`)."""
     reversed_by_programme = _reverse(session, receipt, record=record)
     if receipt.customer_id is None:
         return []
@@ -237,8 +271,13 @@ def accrue_for_receipt(session: Session, receipt: Receipt, *, record: bool = Tru
         .order_by(Programme.id)
     ).all()
     result = []
+    at = receipt.purchased_at
+    # The tier held at the purchase (its spend and visit counted) gives its multiplier; the
+    # points it earns count at once for the tier reported.
+    measure = tiers.qualify if record else tiers.status
     for programme in memberships:
-        earned = _earn(session, programme, receipt, record=record)
+        held = measure(session, programme.key, receipt.customer_id, at)
+        earned = _earn(session, programme, receipt, held, record=record)
         taken, owner = reversed_by_programme.get(programme.id, (0, receipt.customer_id))
         result.append(
             Accrual(
@@ -246,6 +285,7 @@ def accrue_for_receipt(session: Session, receipt: Receipt, *, record: bool = Tru
                 points_earned=earned,
                 points_reversed=taken if owner == receipt.customer_id else 0,
                 balance=ledger.balance(session, programme.key, receipt.customer_id),
+                tier=measure(session, programme.key, receipt.customer_id, at),
             )
         )
     return result

@@ -79,6 +79,7 @@ class TierStatus:
     next_tier: str | None
     needed: Decimal | None
     message: str
+    name: str | None = None
     multiplier: Decimal = Decimal(1)
 
 
@@ -260,6 +261,7 @@ def _evaluate(
         next_tier=next_tier,
         needed=needed,
         message="; ".join(parts),
+        name=tiers[index].name if index is not None else None,
         multiplier=tiers[index].multiplier if index is not None else Decimal(1),
     )
     return tier, since, kept_until, status

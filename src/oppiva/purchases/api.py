@@ -78,6 +78,8 @@ def post_receipt(
                 points_reversed=a.points_reversed,
                 balance_available=a.balance.available,
                 balance_pending=a.balance.pending,
+                tier=a.tier.tier,
+                tier_message=a.tier.message or None,
             )
             for a in accruals
         ],
