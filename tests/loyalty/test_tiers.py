@@ -7,11 +7,15 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from fastapi.testclient import TestClient
 
-from oppiva.db import Store
+from oppiva.api.app import create_app
+from oppiva.db import Store, utcnow
 from oppiva.errors import InvalidInput
 from oppiva.loyalty import ledger, tiers
 from oppiva.purchases import service as purchases
+from tests.cli.conftest import Cli, error_line
+from tests.conftest import make_key
 from tests.factories import make_customer
 from tests.purchases.conftest import _catalogue, receipt
 
@@ -132,3 +136,26 @@ def test_qualification_by_spend_counts_the_members_receipts(db, member):
 def test_bad_definitions_are_refused_naming_the_place(db, member, definitions, place):
     with db.transaction() as session, pytest.raises(InvalidInput, match=place):
         tiers.set_tiers(session, "plussa", definitions)
+
+
+def test_cli_sets_and_shows_tiers_and_balance_and_api_carry_the_tier(db, member, tmp_path):
+    cli = Cli(db.url)
+    definitions = tmp_path / "tiers.yaml"
+    definitions.write_text(POINTS)
+    shown = cli.json("loyalty", "tiers", "plussa", "--set", str(definitions))
+    assert [(t["key"], t["threshold"], t["multiplier"]) for t in shown] == [
+        ("silver", "100", "1"),
+        ("gold", "200", "1.5"),
+    ]
+    assert "Gold" in cli.ok("loyalty", "tiers", "plussa").stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- {key: a, name: A, threshold: -1, measure: visits}\n")
+    assert "tiers[0].threshold" in error_line(cli("loyalty", "tiers", "plussa", "--set", str(bad)))
+    with db.transaction() as session:
+        earn(session, member, 120, utcnow())
+    balance = cli.json("loyalty", "balance", "plussa", str(member))
+    assert (balance["tier"], balance["tier_message"]) == ("silver", "80 points more to reach Gold")
+    key = make_key(db, ["loyalty:read"])
+    with TestClient(create_app(db), headers={"Authorization": f"Bearer {key}"}) as api:
+        out = api.get(f"/v1/loyalty/programmes/plussa/members/{member}/balance").json()
+    assert (out["tier"], out["next_tier"], out["next_tier_needed"]) == ("silver", "gold", "80")

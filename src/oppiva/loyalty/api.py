@@ -9,14 +9,15 @@ from fastapi import APIRouter, Depends, Path, status
 from oppiva.access.permissions import P
 from oppiva.api.deps import DbSession
 from oppiva.api.security import Access, require
-from oppiva.db import MAX_ID
-from oppiva.loyalty import ledger, service
+from oppiva.db import MAX_ID, utcnow
+from oppiva.loyalty import ledger, service, tiers
 from oppiva.loyalty.schemas import (
     BalanceOut,
     JoinIn,
     MembershipOut,
     ProgrammeOut,
     StatementEntryOut,
+    tier_fields,
 )
 
 router = APIRouter(prefix="/loyalty", tags=["loyalty"])
@@ -52,9 +53,11 @@ def join(key: Key, body: JoinIn, session: DbSession, access: Writer) -> Membersh
 
 @router.get("/programmes/{key}/members/{customer_id}/balance", response_model=BalanceOut)
 def balance(key: Key, customer_id: CustomerId, session: DbSession, access: Reader) -> BalanceOut:
+    """The member's points and tier status (as of now; reading writes no tier change)."""
     points = ledger.balance(session, key, customer_id)
+    tier = tier_fields(tiers.status(session, key, customer_id, utcnow()))
     access.audit(session, "loyalty.balance.read", [customer_id], programme=key)
-    return BalanceOut(programme=key, customer_id=customer_id, **vars(points))
+    return BalanceOut(programme=key, customer_id=customer_id, **vars(points), **tier)
 
 
 @router.get(

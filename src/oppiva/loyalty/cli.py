@@ -13,9 +13,9 @@ from rich.table import Table
 
 from oppiva.cli.common import actor, audit, console, fail, print_json, unit_of_work
 from oppiva.db import utcnow
-from oppiva.loyalty import ledger, service
+from oppiva.loyalty import ledger, service, tiers
 from oppiva.loyalty.models import ProgrammeKind
-from oppiva.loyalty.schemas import ProgrammeOut
+from oppiva.loyalty.schemas import ProgrammeOut, tier_fields
 
 app = typer.Typer(
     help="Loyalty programmes, members, balances and statements.", no_args_is_help=True
@@ -47,6 +47,13 @@ def programmes_command(ctx: typer.Context, json: JsonFlag = False) -> None:
     console.print(table)
 
 
+def _read(path: Path, option: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"{option} {str(path)!r}: cannot be read ({exc.__class__.__name__})") from None
+
+
 @app.command()
 def create(
     ctx: typer.Context,
@@ -60,14 +67,7 @@ def create(
     ] = None,
 ) -> None:
     """Create a programme, with its earning rules."""
-    text = None
-    if rules is not None:
-        try:
-            text = rules.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise fail(
-                f"--rules {str(rules)!r}: cannot be read ({exc.__class__.__name__})"
-            ) from None
+    text = _read(rules, "--rules") if rules is not None else None
     with unit_of_work(ctx) as session:
         ledger.create_programme(session, key, name, kind=kind)
         service.set_rules(session, key, text)
@@ -90,12 +90,41 @@ def balance(ctx: typer.Context, key: Key, customer_id: CustomerId, json: JsonFla
     """The member's points: available, pending and how they came and went."""
     with unit_of_work(ctx) as session:
         points = vars(ledger.balance(session, key, customer_id))
+        points.update(tier_fields(tiers.status(session, key, customer_id, utcnow())))
         audit(session, "loyalty.balance.read", [customer_id], programme=key)
     if json:
         print_json(points)
         return
     for name, value in points.items():
-        console.print(f"{name}: {value}", markup=False)
+        if value is not None:
+            console.print(f"{name}: {value}", markup=False)
+
+
+@app.command("tiers")
+def tiers_command(
+    ctx: typer.Context,
+    key: Key,
+    set_file: Annotated[
+        Path | None,
+        typer.Option("--set", help="Set the tier definitions from a YAML or JSON file."),
+    ] = None,
+    json: JsonFlag = False,
+) -> None:
+    """The programme's tiers, lowest first; --set replaces them."""
+    with unit_of_work(ctx) as session:
+        if set_file is not None:
+            text = _read(set_file, "--set")
+            tiers.set_tiers(session, key, text)
+            audit(session, "loyalty tiers set", key=key)
+        data = tiers.dump_definitions(tiers.get_tiers(session, key))
+    if json:
+        print_json(data)
+        return
+    columns = ("key", "name", "threshold", "measure", "period_months", "grace_months", "multiplier")
+    table = Table(*columns)
+    for row in data:
+        table.add_row(*(str(row[c]) for c in columns))
+    console.print(table)
 
 
 @app.command()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from oppiva.db import MAX_ID
 from oppiva.loyalty.models import MembershipSource, Programme
+from oppiva.loyalty.tiers import TierStatus
 from oppiva.schemas import InputModel
 
 
@@ -71,6 +74,26 @@ class BalanceOut(BaseModel):
     expired: int
     reversed: int
     adjusted: int
+    tier: str | None = None
+    tier_since: datetime | None = None
+    tier_kept_until: date | None = None
+    tier_measure: Decimal | None = None
+    next_tier: str | None = None
+    next_tier_needed: Decimal | None = None
+    tier_message: str | None = None
+
+
+def tier_fields(status: TierStatus) -> dict[str, Any]:
+    """The member's tier status as the balance's fields."""
+    return {
+        "tier": status.tier,
+        "tier_since": status.since,
+        "tier_kept_until": status.kept_until,
+        "tier_measure": status.measure,
+        "next_tier": status.next_tier,
+        "next_tier_needed": status.needed,
+        "tier_message": status.message or None,
+    }
 
 
 class StatementEntryOut(BaseModel):
