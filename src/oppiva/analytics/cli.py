@@ -8,14 +8,12 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import select
 
+from oppiva.analytics import service
 from oppiva.analytics.analysis import STAGES, analyze
 from oppiva.analytics.engine import EngineKind
-from oppiva.analytics.models import QuietAudience, QuietSlot
 from oppiva.cli.common import audit, console, fail, open_store, print_json, unit_of_work
 from oppiva.errors import OppivaError
-from oppiva.purchases.models import Outlet
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -105,18 +103,8 @@ def quiet_hours_command(
     """A store's weekday x hour traffic (visits a week), its quiet hours (*), and optionally
     the customers most likely to come in them."""
     with unit_of_work(ctx) as session:
-        outlet = session.scalar(select(Outlet).where(Outlet.code == store))
-        if outlet is None:
-            raise fail(f"store {store!r} does not exist")
-        slots = session.scalars(select(QuietSlot).where(QuietSlot.outlet_id == outlet.id)).all()
-        people = session.scalars(
-            select(QuietAudience)
-            .where(QuietAudience.outlet_id == outlet.id)
-            .order_by(QuietAudience.rank)
-            .limit(audience)
-        ).all()
-        if not slots:
-            raise fail(f"no quiet-hour analysis for {store!r}: run `oppiva analyze` first")
+        slots = service.quiet_slots(session, store)
+        people = service.quiet_audience(session, store, audience) if audience else []
         if audience:
             audit(session, "quiet-hours audience", [p.customer_id for p in people], store=store)
     if json:

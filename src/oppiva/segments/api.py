@@ -7,15 +7,13 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
-from sqlalchemy import select
 
 from oppiva.access.permissions import P
-from oppiva.analytics.models import QuietAudience, QuietSlot
+from oppiva.analytics import service as analytics
 from oppiva.api.deps import DbSession
 from oppiva.api.security import Access, require
 from oppiva.db import MAX_ID
-from oppiva.errors import InvalidInput, NotFound
-from oppiva.purchases.models import Outlet
+from oppiva.errors import InvalidInput
 from oppiva.segments import service
 from oppiva.segments.criteria import validate
 from oppiva.segments.models import Segment
@@ -53,10 +51,6 @@ def _out(segment: Segment, members: int) -> SegmentOut:
     )
 
 
-def _count(session: DbSession, key: str) -> int:
-    return dict((s.key, n) for s, n in service.list_segments(session)).get(key, 0)
-
-
 @router.get("/segments", response_model=SegmentList)
 def list_segments(session: DbSession, access: Aggregates) -> SegmentList:
     """Saved segments with member counts at the latest analysis."""
@@ -92,7 +86,8 @@ def check_criteria(body: CriteriaIn, access: Aggregates) -> CriteriaOut:
 
 @router.get("/segments/{key}", response_model=SegmentOut)
 def read_segment(key: str, session: DbSession, access: Aggregates) -> SegmentOut:
-    return _out(service.get_segment(session, key), _count(session, key))
+    segment = service.get_segment(session, key)
+    return _out(segment, service.member_count(session, segment))
 
 
 @router.put("/segments/{key}", response_model=SegmentOut)
@@ -107,7 +102,7 @@ def define_segment(key: str, body: SegmentIn, session: DbSession, access: Writer
         preset=body.preset,
     )
     access.audit(session, "segment.define", key=key, criteria=segment.criteria)
-    return _out(segment, _count(session, key))
+    return _out(segment, service.member_count(session, segment))
 
 
 @router.delete("/segments/{key}", status_code=status.HTTP_204_NO_CONTENT)
@@ -177,24 +172,10 @@ def class_migration(
     return MigrationOut.model_validate(service.migration(session, dimension, start, end))
 
 
-def _outlet(session: DbSession, code: str) -> Outlet:
-    outlet = session.scalar(select(Outlet).where(Outlet.code == code))
-    if outlet is None:
-        raise NotFound(f"store {code!r} does not exist")
-    return outlet
-
-
 @router.get("/outlets/{code}/quiet-hours", response_model=QuietHoursOut)
 def quiet_hours(code: str, session: DbSession, access: Aggregates) -> QuietHoursOut:
     """The store's weekday x hour traffic and sales a week, and which open hours are quiet."""
-    outlet = _outlet(session, code)
-    slots = session.scalars(
-        select(QuietSlot)
-        .where(QuietSlot.outlet_id == outlet.id)
-        .order_by(QuietSlot.weekday, QuietSlot.hour)
-    ).all()
-    if not slots:
-        raise NotFound(f"no quiet-hour analysis for {code!r}: run the analysis first")
+    slots = analytics.quiet_slots(session, code)
     return QuietHoursOut(
         store=code,
         as_of=slots[0].as_of,
@@ -209,13 +190,7 @@ def quiet_audience(
     code: str, session: DbSession, access: Reader, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> AudienceOut:
     """The customers most likely to come in the store's quiet hours, best first."""
-    outlet = _outlet(session, code)
-    people = session.scalars(
-        select(QuietAudience)
-        .where(QuietAudience.outlet_id == outlet.id)
-        .order_by(QuietAudience.rank)
-        .limit(limit)
-    ).all()
+    people = analytics.quiet_audience(session, code, limit)
     access.audit(
         session, "quiet-hours.audience", [p.customer_id for p in people] or [None], store=code
     )

@@ -51,7 +51,7 @@ def show(ctx: typer.Context, key: str, json: JsonFlag = False) -> None:
     """A saved segment: its definition and member count."""
     with unit_of_work(ctx) as session:
         segment = service.get_segment(session, key)
-        count = dict((s.key, n) for s, n in service.list_segments(session))[key]
+        count = service.member_count(session, segment)
         data = {
             "key": segment.key,
             "name": segment.name,

@@ -148,6 +148,12 @@ def list_segments(session: Session) -> list[tuple[Segment, int]]:
     return [(segment, int(n)) for segment, n in rows]
 
 
+def member_count(session: Session, segment: Segment) -> int:
+    """The segment's members at the latest analysis."""
+    counted = select(func.count()).where(SegmentMember.segment_id == segment.id)
+    return int(session.scalar(counted) or 0)
+
+
 def _dimension(dimension: str) -> str:
     if dimension in DIMENSIONS or dimension.startswith("segment:"):
         return dimension
