@@ -69,3 +69,15 @@ def statement(
     entries = ledger.statement(session, key, customer_id)
     access.audit(session, "loyalty.statement.read", [customer_id], programme=key)
     return [StatementEntryOut.model_validate(entry) for entry in entries]
+
+
+# --- rewards, redemptions and vouchers ---
+
+
+# --- clubs ---
+
+
+# --- top-customer events ---
+
+
+# --- silent programmes, budgets and behaviour ---

@@ -184,3 +184,15 @@ def expire(ctx: typer.Context) -> None:
         if expired:
             audit(session, "loyalty.expire", lots=len(expired), points=total)
     console.print(f"Expired {total} points from {len(expired)} lots.", markup=False)
+
+
+# --- rewards, redemptions and vouchers ---
+
+
+# --- clubs ---
+
+
+# --- top-customer events ---
+
+
+# --- silent programmes, budgets and behaviour ---

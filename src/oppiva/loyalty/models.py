@@ -196,3 +196,15 @@ class TierChange(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     kept_until: Mapped[date | None] = mapped_column(Date)
     reason: Mapped[str] = mapped_column(Text)
+
+
+# --- rewards, redemptions and vouchers ---
+
+
+# --- clubs ---
+
+
+# --- top-customer events ---
+
+
+# --- silent programmes, budgets and behaviour ---

@@ -110,3 +110,15 @@ class StatementEntryOut(BaseModel):
     confirms_at: datetime | None = None
     expires_at: datetime | None = None
     shortfall: int | None = None
+
+
+# --- rewards, redemptions and vouchers ---
+
+
+# --- clubs ---
+
+
+# --- top-customer events ---
+
+
+# --- silent programmes, budgets and behaviour ---
