@@ -12,13 +12,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from oppiva.db import utcnow
+from oppiva.loyalty.clubs import declines_of, memberships_of
+from oppiva.loyalty.events import invitations_of
 from oppiva.loyalty.ledger import balance, statement
 from oppiva.loyalty.models import (
+    BehaviourRecord,
+    BenefitGrant,
+    ClubDecline,
+    ClubMembership,
+    EventGuest,
     Membership,
     PointsLot,
     PointsMovement,
     PointsOperation,
     Programme,
+    Selection,
     TierChange,
 )
 from oppiva.plugins import CustomerLink, hookimpl
@@ -26,7 +34,19 @@ from oppiva.plugins import CustomerLink, hookimpl
 
 @hookimpl
 def oppiva_customer_links() -> list[CustomerLink]:
-    tables = (Membership, PointsOperation, PointsLot, PointsMovement, TierChange)
+    tables = (
+        Membership,
+        PointsOperation,
+        PointsLot,
+        PointsMovement,
+        TierChange,
+        BehaviourRecord,
+        Selection,
+        BenefitGrant,
+        ClubMembership,
+        ClubDecline,
+        EventGuest,
+    )
     return [CustomerLink(t.__table__, "customer_id") for t in tables]  # type: ignore[arg-type]
 
 
@@ -55,3 +75,46 @@ def oppiva_export_person(session: Session, customer_id: int) -> dict[str, Any]:
             for membership, key in rows
         ]
     }
+
+
+@hookimpl(specname="oppiva_export_person")
+def export_clubs_and_events(session: Session, customer_id: int) -> dict[str, Any]:
+    """The customer's club memberships (current and past) and event invitations."""
+    sections: dict[str, Any] = {}
+    clubs = memberships_of(session, customer_id)
+    if clubs:
+        sections["loyalty_clubs"] = [
+            {
+                "club": key,
+                "joined_at": m.joined_at.isoformat(),
+                "source": m.source,
+                "channels": m.channels.split(","),
+                "left_at": m.left_at.isoformat() if m.left_at else None,
+                "left_reason": m.left_reason,
+            }
+            for key, m in clubs
+        ]
+    declines = declines_of(session, customer_id)
+    if declines:
+        sections["loyalty_club_declines"] = [
+            {"club": key, "declined_at": d.declined_at.isoformat(), "source": d.source}
+            for key, d in declines
+        ]
+    invitations = invitations_of(session, customer_id)
+    if invitations:
+        sections["loyalty_events"] = [
+            {
+                "event": event.key,
+                "name": event.name,
+                "starts_at": event.starts_at.isoformat(),
+                "rank": guest.rank,
+                "measure": guest.measure,
+                "value": guest.value_cents / 100,
+                "invited_at": guest.invited_at.isoformat(),
+                "rsvp": guest.rsvp,
+                "rsvp_at": guest.rsvp_at.isoformat() if guest.rsvp_at else None,
+                "attended_at": guest.attended_at.isoformat() if guest.attended_at else None,
+            }
+            for event, guest in invitations
+        ]
+    return sections

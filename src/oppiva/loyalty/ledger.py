@@ -29,6 +29,7 @@ non-negative, and it equals the sum of the remaining points of the member's lots
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ from oppiva.loyalty.models import (
     PointsOperation,
     Programme,
     ProgrammeKind,
+    Reward,
+    Voucher,
 )
 from oppiva.purchases.models import Receipt
 
@@ -229,7 +232,7 @@ def join(
         raise NotFound(f"programme {programme_key!r} does not exist")
     programme = get_programme(session, programme_key)
     allowed = (
-        {MembershipSource.SILENT}
+        {MembershipSource.SILENT, MembershipSource.SELECTED}
         if programme.kind == ProgrammeKind.SILENT
         else {MembershipSource.JOIN, MembershipSource.INVITATION}
     )
@@ -753,7 +756,8 @@ def balance(
 
 def statement(session: Session, programme_key: str, customer_id: int) -> list[dict[str, Any]]:
     """Every earning, spend, expiry, reversal and adjustment of the member in time order, with
-    its rule or reason and the balance (available and pending) after it; JSON-ready."""
+    its rule or reason and the balance (available and pending) after it; a redemption and the
+    cancellation of its voucher also name the reward, the option and the voucher. JSON-ready."""
     programme = get_programme(session, programme_key)
     _membership(session, programme, customer_id)
     operations = session.scalars(
@@ -783,6 +787,21 @@ def statement(session: Session, programme_key: str, customer_id: int) -> list[di
             )
         )
     }
+    redeemed: dict[int, dict[str, Any]] = {}
+    for voucher, reward in session.execute(
+        select(Voucher, Reward)
+        .join(Reward, Reward.id == Voucher.reward_id)
+        .where(Voucher.programme_id == programme.id, Voucher.customer_id == customer_id)
+    ):
+        names = {option["key"]: option["name"] for option in json.loads(reward.options or "[]")}
+        about = {
+            "reward": reward.name,
+            "option": names.get(voucher.option or "", voucher.option),
+            "voucher": "-".join(voucher.code[i : i + 4] for i in range(0, len(voucher.code), 4)),
+        }
+        redeemed[voucher.spend_operation_id] = about
+        if voucher.cancel_operation_id is not None:
+            redeemed[voucher.cancel_operation_id] = about
     running = 0
     entries: list[dict[str, Any]] = []
     for operation in operations:
@@ -811,5 +830,7 @@ def statement(session: Session, programme_key: str, customer_id: int) -> list[di
             entry["expires_at"] = created.expires_at.isoformat()
         if operation.kind == OperationKind.REVERSE:
             entry["shortfall"] = operation.shortfall
+        if operation.id in redeemed:
+            entry.update(redeemed[operation.id])
         entries.append(entry)
     return entries
