@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import csv
+import json
 import sys
 import uuid
+from dataclasses import asdict
+from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,9 +17,22 @@ from rich.table import Table
 
 from oppiva.cli.common import actor, audit, console, fail, print_json, unit_of_work
 from oppiva.db import utcnow
-from oppiva.loyalty import ledger, service, tiers
-from oppiva.loyalty.models import ProgrammeKind
-from oppiva.loyalty.schemas import ProgrammeOut, tier_fields
+from oppiva.loyalty import clubs, events, ledger, rewards, service, statement_formats, tiers
+from oppiva.loyalty.models import ClubMembershipSource, ProgrammeKind
+from oppiva.loyalty.schemas import (
+    ClubMembersOut,
+    ClubOut,
+    ClubSuggestionsOut,
+    EventOut,
+    GuestListOut,
+    GuestOut,
+    OfferOut,
+    ProgrammeOut,
+    RankedOut,
+    RewardOut,
+    VoucherOut,
+    tier_fields,
+)
 
 app = typer.Typer(
     help="Loyalty programmes, members, balances and statements.", no_args_is_help=True
@@ -24,7 +41,18 @@ app = typer.Typer(
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Key = Annotated[str, typer.Argument(help="The programme's key.")]
 CustomerId = Annotated[int, typer.Argument(help="The customer's id.")]
-STATEMENT_COLUMNS = ("at", "kind", "points", "balance", "rule", "reason", "staff", "receipt_id")
+STATEMENT_COLUMNS = (
+    "at",
+    "kind",
+    "points",
+    "balance",
+    "rule",
+    "reason",
+    "staff",
+    "receipt_id",
+    "reward",
+    "voucher",
+)
 
 
 @app.command("programmes")
@@ -127,25 +155,57 @@ def tiers_command(
     console.print(table)
 
 
+class StatementFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+    HTML = "html"
+
+
 @app.command()
 def statement(
     ctx: typer.Context,
     key: Key,
     customer_id: CustomerId,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
+    fmt: Annotated[
+        StatementFormat,
+        typer.Option("--format", help="table, json, csv or html (a printable page)."),
+    ] = StatementFormat.TABLE,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Short for --format csv.")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+    ] = None,
 ) -> None:
-    """Every earning, spend, expiry, reversal and adjustment of the member, with the balance."""
+    """Every earning, spend, expiry, reversal and adjustment of the member, with the rule that
+    caused it and the balance; redemptions name the reward and the voucher."""
+    fmt = StatementFormat.CSV if as_csv else fmt
     with unit_of_work(ctx) as session:
-        entries = ledger.statement(session, key, customer_id)
-        audit(session, "loyalty.statement.read", [customer_id], programme=key)
-    if as_csv:
-        writer = csv.DictWriter(sys.stdout, STATEMENT_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(entries)
+        document = rewards.member_statement(session, key, customer_id)
+        audit(session, "loyalty.statement.read", [customer_id], programme=key, format=str(fmt))
+        text = (
+            statement_formats.to_html(document)
+            if fmt == StatementFormat.HTML
+            else statement_formats.to_csv(document.entries)
+            if fmt == StatementFormat.CSV
+            else None
+        )
+    if fmt == StatementFormat.JSON:
+        text = json.dumps(document.entries, ensure_ascii=False, indent=2, default=str) + "\n"
+    if text is not None:
+        if output is None:
+            sys.stdout.write(text)
+            return
+        try:
+            output.write_text(text, encoding="utf-8", newline="")
+        except OSError as exc:
+            raise fail(
+                f"--output {str(output)!r}: cannot be written ({exc.__class__.__name__})"
+            ) from None
+        console.print(f"Statement of {customer_id} in {key} written to {output}.", markup=False)
         return
     table = Table(*STATEMENT_COLUMNS)
-    for entry in entries:
-        table.add_row(*("" if entry[c] is None else str(entry[c]) for c in STATEMENT_COLUMNS))
+    for entry in document.entries:
+        table.add_row(*("" if entry.get(c) is None else str(entry[c]) for c in STATEMENT_COLUMNS))
     console.print(table)
 
 
@@ -189,10 +249,562 @@ def expire(ctx: typer.Context) -> None:
 # --- rewards, redemptions and vouchers ---
 
 
+def _request_option(value: str | None, option: str) -> tuple[str, str]:
+    """`SOURCE:EXTERNAL_ID` as the pair; without one, a request of its own by this user."""
+    if value is None:
+        return "cli", f"{actor()}:{uuid.uuid4()}"
+    source, colon, external_id = value.partition(":")
+    if not colon or not source or not external_id:
+        raise fail(f"{option} {value!r}: give SOURCE:EXTERNAL_ID, e.g. till-3:R-1001")
+    return source, external_id
+
+
+def _print_voucher(voucher: VoucherOut) -> None:
+    chosen = f" ({voucher.option_name})" if voucher.option_name else ""
+    console.print(f"Voucher {voucher.code}: {voucher.reward_name}{chosen}", markup=False)
+    console.print(
+        f"{voucher.status}, {voucher.points} points, customer {voucher.customer_id} in "
+        f"{voucher.programme}, valid until {voucher.expires_at.isoformat()}",
+        markup=False,
+    )
+    if voucher.used_on:
+        console.print(f"used {voucher.used_at} on {voucher.used_on}", markup=False)
+    if voucher.cancelled_at:
+        console.print(f"cancelled {voucher.cancelled_at}: {voucher.cancel_reason}", markup=False)
+
+
+@app.command("rewards")
+def rewards_command(
+    ctx: typer.Context,
+    key: Key,
+    set_file: Annotated[
+        Path | None,
+        typer.Option("--set", help="Create or update rewards from a YAML or JSON file."),
+    ] = None,
+    retire: Annotated[
+        list[str] | None, typer.Option("--retire", help="Retire this reward (repeatable).")
+    ] = None,
+    member: Annotated[
+        int | None,
+        typer.Option("--for", help="As this member sees them: may they redeem, why not."),
+    ] = None,
+    include_retired: Annotated[bool, typer.Option("--all", help="Also retired rewards.")] = False,
+    json: JsonFlag = False,
+) -> None:
+    """The programme's reward catalogue; --set creates or updates from a file, --retire takes
+    rewards out, --for shows what a member may redeem and why not otherwise."""
+    with unit_of_work(ctx) as session:
+        if set_file is not None:
+            kept = rewards.set_rewards(session, key, _read(set_file, "--set"))
+            audit(session, "loyalty rewards set", key=key, rewards=[r.key for r in kept])
+        for reward_key in retire or []:
+            rewards.retire(session, key, reward_key)
+            audit(session, "loyalty reward retired", key=key, reward=reward_key)
+        if member is not None:
+            offers = [OfferOut.of(o) for o in rewards.offers(session, key, member)]
+            audit(session, "loyalty.rewards.read", [member], programme=key)
+        else:
+            found = rewards.catalogue(session, key, include_retired=include_retired)
+            catalogue = [RewardOut.of(reward) for reward in found]
+    if member is not None:
+        if json:
+            print_json([o.model_dump(mode="json") for o in offers])
+            return
+        table = Table("key", "name", "cost", "redeemable", "why not")
+        for o in offers:
+            table.add_row(
+                o.reward.key,
+                o.reward.name,
+                str(o.reward.cost_points),
+                "yes" if o.redeemable else "no",
+                "; ".join(o.reasons),
+            )
+        console.print(table)
+        return
+    if json:
+        print_json([r.model_dump(mode="json") for r in catalogue])
+        return
+    table = Table("key", "name", "kind", "cost", "stock left", "limit", "tiers", "options", "state")
+    for r in catalogue:
+        limit = (
+            ""
+            if r.limit_per_member is None
+            else f"{r.limit_per_member}"
+            + (f" in {r.limit_period_days} d" if r.limit_period_days else " ever")
+        )
+        table.add_row(
+            r.key,
+            r.name,
+            r.kind + (f" ({r.partner})" if r.partner else ""),
+            str(r.cost_points),
+            "unlimited" if r.stock_left is None else f"{r.stock_left} of {r.stock}",
+            limit,
+            ", ".join(r.tiers or []),
+            ", ".join(option.key for option in r.options or []),
+            "retired" if r.retired_at else "active",
+        )
+    console.print(table)
+
+
+@app.command()
+def redeem(
+    ctx: typer.Context,
+    key: Key,
+    customer_id: CustomerId,
+    reward: Annotated[str, typer.Argument(help="The reward's key.")],
+    option: Annotated[
+        str | None, typer.Option(help="The benefit chosen, when the reward offers a choice.")
+    ] = None,
+    request: Annotated[
+        str | None,
+        typer.Option(help="SOURCE:EXTERNAL_ID naming the request, so a repeat redeems once."),
+    ] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Spend the reward's points and print its single-use voucher."""
+    source, external_id = _request_option(request, "--request")
+    with unit_of_work(ctx) as session:
+        voucher = rewards.redeem(
+            session,
+            key,
+            customer_id,
+            reward,
+            option=option,
+            source=source,
+            external_id=external_id,
+        )
+        audit(session, "loyalty.redeem", [customer_id], programme=key, reward=reward)
+        shown = VoucherOut.of(rewards.view(session, voucher))
+    if json:
+        print_json(shown.model_dump(mode="json"))
+        return
+    _print_voucher(shown)
+
+
+@app.command()
+def voucher(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(help="The voucher's code (hyphens and case ignored).")],
+    use: Annotated[bool, typer.Option("--use", help="Use it on the --receipt.")] = False,
+    receipt: Annotated[
+        str | None, typer.Option(help="SOURCE:EXTERNAL_ID of the receipt it is used on.")
+    ] = None,
+    cancel: Annotated[
+        bool, typer.Option("--cancel", help="Cancel it: points and stock come back.")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why it is cancelled.")] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Check a voucher (exit 1 unless it is valid), or use it on a receipt, or cancel it."""
+    if use and cancel:
+        raise fail("--use and --cancel: choose one")
+    if use and receipt is None:
+        raise fail("--receipt: required with --use, as SOURCE:EXTERNAL_ID")
+    if cancel and reason is None:
+        raise fail("--reason: required with --cancel")
+    with unit_of_work(ctx) as session:
+        if use:
+            source, external_id = _request_option(receipt, "--receipt")
+            used = rewards.use(session, code, source=source, external_id=external_id)
+            shown: VoucherOut | None = VoucherOut.of(rewards.view(session, used))
+            verdict, message = "used", f"used on {source}/{external_id}"
+            action = "loyalty.voucher.use"
+        elif cancel:
+            cancelled = rewards.cancel(session, code, reason=reason or "", staff=actor())
+            shown = VoucherOut.of(rewards.view(session, cancelled))
+            verdict, message = "cancelled", "cancelled; points and stock returned"
+            action = "loyalty.voucher.cancel"
+        else:
+            result = rewards.check(session, code)
+            shown = VoucherOut.of(result.voucher) if result.voucher is not None else None
+            verdict, message = result.verdict, result.message
+            action = "loyalty.voucher.read"
+        if shown is not None:
+            audit(session, action, [shown.customer_id], voucher=shown.code)
+    if json:
+        print_json(
+            {
+                "verdict": verdict,
+                "message": message,
+                "voucher": shown.model_dump(mode="json") if shown else None,
+            }
+        )
+    else:
+        console.print(f"{verdict}: {message}", markup=False)
+        if shown is not None:
+            _print_voucher(shown)
+    if not (use or cancel) and verdict != "valid":
+        raise typer.Exit(1)
+
+
+@app.command()
+def vouchers(ctx: typer.Context, key: Key, customer_id: CustomerId, json: JsonFlag = False) -> None:
+    """The member's vouchers, the newest first."""
+    with unit_of_work(ctx) as session:
+        found = [VoucherOut.of(v) for v in rewards.vouchers(session, key, customer_id)]
+        audit(session, "loyalty.vouchers.read", [customer_id], programme=key)
+    if json:
+        print_json([v.model_dump(mode="json") for v in found])
+        return
+    table = Table("code", "reward", "points", "status", "issued", "expires")
+    for v in found:
+        table.add_row(
+            v.code,
+            v.reward_name + (f" ({v.option_name})" if v.option_name else ""),
+            str(v.points),
+            v.status,
+            v.issued_at.isoformat(),
+            v.expires_at.isoformat(),
+        )
+    console.print(table)
+
+
 # --- clubs ---
+
+clubs_app = typer.Typer(
+    help="Clubs: definitions, joining and leaving, suggestions and member lists.",
+    no_args_is_help=True,
+)
+app.add_typer(clubs_app, name="clubs")
+ClubKey = Annotated[str, typer.Argument(help="The club's key.")]
+Channel = Annotated[str, typer.Option(help="The channel: email, sms, post, phone or push.")]
+
+
+@clubs_app.command("list")
+def clubs_list(ctx: typer.Context, json: JsonFlag = False) -> None:
+    """Every club with its number of members."""
+    with unit_of_work(ctx) as session:
+        data = [ClubOut.of(c, n).model_dump(mode="json") for c, n in clubs.clubs(session)]
+    if json:
+        print_json(data)
+        return
+    table = Table("key", "name", "purpose", "members", "suggests")
+    for row in data:
+        table.add_row(
+            row["key"],
+            row["name"],
+            row["purpose"],
+            f"{row['members']:,}",
+            "yes" if row["suggest"] else "no",
+        )
+    console.print(table)
+
+
+@clubs_app.command("set")
+def clubs_set(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A YAML or JSON file: one club or a list.")],
+) -> None:
+    """Create or update the clubs of the file by key; members stay."""
+    text = _read(file, "FILE")
+    with unit_of_work(ctx) as session:
+        saved = clubs.set_clubs(session, clubs.load_definitions(text))
+        keys = [club.key for club in saved]
+        audit(session, "loyalty clubs set", clubs=keys)
+    console.print(f"Clubs set: {', '.join(keys)}.", markup=False)
+
+
+@clubs_app.command("join")
+def clubs_join(
+    ctx: typer.Context,
+    key: ClubKey,
+    customer_id: CustomerId,
+    channel: Annotated[
+        list[str], typer.Option(help="A channel the club may use (repeat for more).")
+    ],
+    source: Annotated[str, typer.Option(help="Where the customer joined (till, web...).")],
+    suggested: Annotated[
+        bool, typer.Option("--suggested", help="They accepted an invitation.")
+    ] = False,
+) -> None:
+    """The customer joins and consents to the club's communications on the channels."""
+    how = ClubMembershipSource.SUGGESTION if suggested else ClubMembershipSource.INTEREST
+    with unit_of_work(ctx) as session:
+        clubs.join(session, key, customer_id, channel, source=source, how=how)
+        audit(session, "loyalty.club.join", [customer_id], club=key)
+    console.print(f"Customer {customer_id} is a member of club {key}.", markup=False)
+
+
+@clubs_app.command("leave")
+def clubs_leave(
+    ctx: typer.Context,
+    key: ClubKey,
+    customer_id: CustomerId,
+    reason: Annotated[str | None, typer.Option(help="Why, if they said.")] = None,
+) -> None:
+    """End the customer's membership (kept as history); no consent changes."""
+    with unit_of_work(ctx) as session:
+        clubs.leave(session, key, customer_id, reason=reason)
+        audit(session, "loyalty.club.leave", [customer_id], club=key)
+    console.print(f"Customer {customer_id} left club {key}.", markup=False)
+
+
+@clubs_app.command("decline")
+def clubs_decline(
+    ctx: typer.Context,
+    key: ClubKey,
+    customer_id: CustomerId,
+    source: Annotated[str, typer.Option(help="Where they said no.")],
+) -> None:
+    """The customer said no to the club: it never suggests them again."""
+    with unit_of_work(ctx) as session:
+        clubs.decline(session, key, customer_id, source=source)
+        audit(session, "loyalty.club.decline", [customer_id], club=key)
+    console.print(f"Customer {customer_id} declined club {key}.", markup=False)
+
+
+def _left_out(counts: dict[str, int]) -> None:
+    for reason, count in counts.items():
+        console.print(f"left out: {count:,} ({reason})", markup=False)
+
+
+@clubs_app.command("suggest")
+def clubs_suggest(
+    ctx: typer.Context,
+    key: ClubKey,
+    channel: Channel = "email",
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many.")] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Customers to invite, from their purchases; none of them becomes a member."""
+    with unit_of_work(ctx) as session:
+        found = clubs.suggest(session, key, channel, limit=limit)
+        audit(
+            session,
+            "loyalty.club.suggestions.read",
+            [s.customer_id for s in found.customers] or [None],
+            club=key,
+        )
+    if json:
+        print_json(ClubSuggestionsOut.model_validate(asdict(found)).model_dump(mode="json"))
+        return
+    table = Table("customer_id", "purchases", "last_purchase_at")
+    for s in found.customers:
+        table.add_row(str(s.customer_id), str(s.purchases), s.last_purchase_at.isoformat())
+    console.print(table)
+    _left_out(found.left_out)
+
+
+@clubs_app.command("members")
+def clubs_members(
+    ctx: typer.Context,
+    key: ClubKey,
+    channel: Channel = "email",
+    json: JsonFlag = False,
+) -> None:
+    """The members the club may write to on the channel now; the others counted by reason."""
+    with unit_of_work(ctx) as session:
+        found = clubs.members(session, key, channel)
+        audit(
+            session,
+            "loyalty.club.members.read",
+            [m.customer_id for m in found.members] or [None],
+            club=key,
+        )
+    if json:
+        print_json(ClubMembersOut.model_validate(asdict(found)).model_dump(mode="json"))
+        return
+    table = Table("customer_id", "joined_at", "source")
+    for m in found.members:
+        table.add_row(str(m.customer_id), m.joined_at.isoformat(), m.source)
+    console.print(table)
+    _left_out(found.left_out)
 
 
 # --- top-customer events ---
+
+events_app = typer.Typer(
+    help="Events for a store's best customers: ranking, invitations, answers, attendance.",
+    no_args_is_help=True,
+)
+app.add_typer(events_app, name="events")
+EventKey = Annotated[str, typer.Argument(help="The event's key.")]
+
+
+def _aware(value: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(
+            f"{option}: {value!r} is no date and time, e.g. 2026-12-03T18:00+02:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise fail(f"{option}: needs a time zone, e.g. 2026-12-03T18:00+02:00")
+    return moment
+
+
+@events_app.command("create")
+def events_create(
+    ctx: typer.Context,
+    key: EventKey,
+    name: Annotated[str, typer.Argument(help="The event's name.")],
+    store: Annotated[str, typer.Option(help="The store's outlet code.")],
+    starts_at: Annotated[str, typer.Option(help="When, with a time zone: 2026-12-03T18:00+02:00.")],
+    capacity: Annotated[int, typer.Option(help="Places for guests.")],
+    invite: Annotated[int, typer.Option(help="How many of the best customers to invite.")],
+    purpose: Annotated[str, typer.Option(help="marketing or personalised_offers.")] = "marketing",
+    channel: Channel = "email",
+) -> None:
+    """Create an event at a store."""
+    moment = _aware(starts_at, "--starts-at")
+    with unit_of_work(ctx) as session:
+        events.create_event(
+            session,
+            key,
+            name,
+            store=store,
+            starts_at=moment,
+            capacity=capacity,
+            invite_count=invite,
+            purpose=purpose,
+            channel=channel,
+        )
+        audit(session, "loyalty.event.create", event=key)
+    console.print(f"Event {key} created.", markup=False)
+
+
+@events_app.command("list")
+def events_list(ctx: typer.Context, json: JsonFlag = False) -> None:
+    """Every event, soonest first, with its guests counted by answer."""
+    with unit_of_work(ctx) as session:
+        data = [
+            EventOut.of(events.guests(session, e.key)).model_dump(mode="json")
+            for e, _ in events.events(session)
+        ]
+    if json:
+        print_json(data)
+        return
+    columns = ("key", "name", "store", "starts_at", "capacity", "invited", "yes", "attended")
+    table = Table(*columns)
+    for row in data:
+        table.add_row(*(str(row[c]) for c in columns))
+    console.print(table)
+
+
+@events_app.command("rank")
+def events_rank(
+    ctx: typer.Context,
+    key: EventKey,
+    limit: Annotated[int, typer.Option(min=1, help="The best this many.")] = 100,
+    json: JsonFlag = False,
+) -> None:
+    """The store's customers by value, best first: CLV where the value analysis has it, else
+    the 12-month spend at the store."""
+    with unit_of_work(ctx) as session:
+        ranked = events.rank(session, key, limit=limit)
+        audit(
+            session,
+            "loyalty.event.ranking.read",
+            [r.customer_id for r in ranked] or [None],
+            event=key,
+        )
+    data = [RankedOut.of(r).model_dump(mode="json") for r in ranked]
+    if json:
+        print_json(data)
+        return
+    table = Table("rank", "customer_id", "measure", "value", "enrolled")
+    for row in data:
+        table.add_row(
+            *(str(row[c]) for c in ("rank", "customer_id", "measure", "value")),
+            "yes" if row["enrolled"] else "no",
+        )
+    console.print(table)
+
+
+@events_app.command("invite")
+def events_invite(ctx: typer.Context, key: EventKey, json: JsonFlag = False) -> None:
+    """Invite the best customers who may be contacted, up to the event's invite count
+    (running it again tops the list up)."""
+    with unit_of_work(ctx) as session:
+        done = events.invite(session, key)
+        audit(
+            session,
+            "loyalty.event.invite",
+            [g.customer_id for g in done.invited] or [None],
+            event=key,
+        )
+        invited = [GuestOut.of(g).model_dump(mode="json") for g in done.invited]
+    if json:
+        print_json(
+            {
+                "event": key,
+                "invited": invited,
+                "already_invited": done.already_invited,
+                "left_out": done.left_out,
+            }
+        )
+        return
+    console.print(
+        f"Invited {len(invited)} to {key} ({done.already_invited} invited before).", markup=False
+    )
+    _left_out(done.left_out)
+
+
+@events_app.command("rsvp")
+def events_rsvp(
+    ctx: typer.Context,
+    key: EventKey,
+    customer_id: CustomerId,
+    answer: Annotated[str, typer.Argument(help="yes, no or maybe.")],
+) -> None:
+    """Record the guest's answer; a yes beyond the capacity is refused."""
+    with unit_of_work(ctx) as session:
+        events.rsvp(session, key, customer_id, answer)
+        audit(session, "loyalty.event.rsvp", [customer_id], event=key, answer=answer)
+    console.print(f"Customer {customer_id} answered {answer} to {key}.", markup=False)
+
+
+@events_app.command("attend")
+def events_attend(ctx: typer.Context, key: EventKey, customer_id: CustomerId) -> None:
+    """Record that the guest came, with the behaviour points it earns."""
+    with unit_of_work(ctx) as session:
+        done = events.attend(session, key, customer_id)
+        audit(session, "loyalty.event.attend", [customer_id], event=key)
+        points = [(a.programme, a.points) for a in done.awards if a.visible]
+    already = "" if done.recorded else " (recorded before)"
+    console.print(f"Customer {customer_id} attended {key}{already}.", markup=False)
+    for programme, earned in points:
+        console.print(f"{programme}: {earned} points", markup=False)
+
+
+@events_app.command("guests")
+def events_guests(
+    ctx: typer.Context,
+    key: EventKey,
+    json: JsonFlag = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
+) -> None:
+    """The event's guests by rank, with their answers and visits."""
+    with unit_of_work(ctx) as session:
+        found = events.guests(session, key)
+        audit(
+            session,
+            "loyalty.event.guests.read",
+            [g.customer_id for g in found.guests] or [None],
+            event=key,
+        )
+        out = GuestListOut(
+            event=EventOut.of(found), guests=[GuestOut.of(g) for g in found.guests]
+        ).model_dump(mode="json")
+    if json:
+        print_json(out)
+        return
+    columns = ("rank", "customer_id", "measure", "value", "rsvp", "attended_at")
+    if as_csv:
+        writer = csv.DictWriter(sys.stdout, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(out["guests"])
+        return
+    table = Table(*columns)
+    for row in out["guests"]:
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+    console.print(table)
+    summary = out["event"]
+    console.print(
+        f"{summary['invited']} invited, {summary['yes']} yes of {summary['capacity']} places, "
+        f"{summary['attended']} attended.",
+        markup=False,
+    )
 
 
 # --- silent programmes, budgets and behaviour ---

@@ -1,7 +1,12 @@
 """The loyalty ledger's personal data: memberships and points follow the customer through
-merges (two members of one programme cannot be merged yet: the unique membership refuses it),
-and a subject-access export lists them. Erasure keeps the ledger, like the receipts, tied to
-an id that no longer names anybody."""
+merges (two members of one programme have their accounts folded into one, and unfolded by an
+unmerge: see `oppiva.loyalty.merging`), and a subject-access export lists them. Erasure keeps
+the ledger, like the receipts, tied to an id that no longer names anybody.
+
+Feedback and referrals put on the timeline earn their behaviour points here, through
+`oppiva_interaction_recorded`, rather than by a call from the customer register: the register
+does not know loyalty exists, and the points are written in the transaction that records the
+contact, so both are kept or neither."""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from oppiva.customers.models import CustomerMerge, Interaction
 from oppiva.db import utcnow
+from oppiva.loyalty import behaviour, merging
 from oppiva.loyalty.clubs import declines_of, memberships_of
 from oppiva.loyalty.events import invitations_of
 from oppiva.loyalty.ledger import balance, statement
@@ -118,3 +125,34 @@ def export_clubs_and_events(session: Session, customer_id: int) -> dict[str, Any
             for event, guest in invitations
         ]
     return sections
+
+
+@hookimpl
+def oppiva_before_merge(session: Session, merge: CustomerMerge) -> None:
+    merging.fold(session, merge)
+
+
+@hookimpl
+def oppiva_after_merge(session: Session, merge: CustomerMerge) -> None:
+    merging.settle(session, merge)
+
+
+@hookimpl
+def oppiva_after_unmerge(session: Session, merge: CustomerMerge) -> None:
+    merging.restore(session, merge)
+
+
+@hookimpl
+def oppiva_interaction_recorded(session: Session, interaction: Interaction) -> None:
+    """A feedback, complaint or referral on the timeline is a behaviour event, requested as
+    ("timeline", <interaction id>)."""
+    event = behaviour.TIMELINE_EVENTS.get(interaction.object_type or "")
+    if event is not None:
+        behaviour.award(
+            session,
+            interaction.customer_id,
+            event,
+            source="timeline",
+            external_id=str(interaction.id),
+            at=interaction.occurred_at,
+        )

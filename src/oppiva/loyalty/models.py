@@ -557,6 +557,6 @@ class AccountMerge(Base):
     programme_id: Mapped[int] = mapped_column(ForeignKey("loyalty_programme.id"))
     membership: Mapped[dict[str, Any]] = mapped_column(JSON)
     """The absorbed membership row, column by column (JSON-ready)."""
-    survivor_tier: Mapped[dict[str, Any]] = mapped_column(JSON)
-    """The survivor's tier, tier_since and tier_kept_until before the merge."""
+    survivor: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The survivor's membership fields the merge may change (status, tier), as they were."""
     unmerged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

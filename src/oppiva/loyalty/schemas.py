@@ -4,13 +4,33 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from oppiva.db import MAX_ID
-from oppiva.loyalty.models import MembershipSource, Programme
+from oppiva.loyalty import clubs, events
+from oppiva.loyalty.clubs import SuggestionRule
+from oppiva.loyalty.models import (
+    Club,
+    ClubMembership,
+    ClubMembershipSource,
+    EventGuest,
+    MembershipSource,
+    Programme,
+    Reward,
+    Rsvp,
+)
+from oppiva.loyalty.rewards import (
+    Offer,
+    RewardDefinition,
+    RewardOption,
+    VoucherView,
+    options_of,
+    tiers_of,
+)
 from oppiva.loyalty.tiers import TierStatus
+from oppiva.privacy.models import ContactChannel
 from oppiva.schemas import InputModel
 
 
@@ -110,15 +130,346 @@ class StatementEntryOut(BaseModel):
     confirms_at: datetime | None = None
     expires_at: datetime | None = None
     shortfall: int | None = None
+    reward: str | None = None
+    option: str | None = None
+    voucher: str | None = None
 
 
 # --- rewards, redemptions and vouchers ---
 
 
+class RewardIn(RewardDefinition, InputModel):
+    """A reward as PUT under its key (a key in the body, if given, must be the same)."""
+
+    key: str = Field(default="", max_length=40)
+
+
+class RewardOut(BaseModel):
+    key: str
+    name: str
+    description: str | None
+    kind: str
+    partner: str | None
+    cost_points: int
+    stock: int | None
+    stock_left: int | None
+    limit_per_member: int | None
+    limit_period_days: int | None
+    tiers: list[str] | None
+    options: list[RewardOption] | None
+    available_from: datetime | None
+    available_until: datetime | None
+    voucher_days: int
+    retired_at: datetime | None
+
+    @classmethod
+    def of(cls, reward: Reward) -> RewardOut:
+        return cls(
+            key=reward.key,
+            name=reward.name,
+            description=reward.description,
+            kind=reward.kind,
+            partner=reward.partner,
+            cost_points=reward.cost_points,
+            stock=reward.stock,
+            stock_left=reward.stock_left,
+            limit_per_member=reward.limit_per_member,
+            limit_period_days=reward.limit_period_days,
+            tiers=tiers_of(reward) or None,
+            options=options_of(reward) or None,
+            available_from=reward.available_from,
+            available_until=reward.available_until,
+            voucher_days=reward.voucher_days,
+            retired_at=reward.retired_at,
+        )
+
+
+class OfferOut(BaseModel):
+    """A reward as one member sees it: may they redeem it now, and why not otherwise."""
+
+    reward: RewardOut
+    redeemable: bool
+    reasons: list[str]
+    points_needed: int
+
+    @classmethod
+    def of(cls, offer: Offer) -> OfferOut:
+        return cls(
+            reward=RewardOut.of(offer.reward),
+            redeemable=offer.redeemable,
+            reasons=offer.reasons,
+            points_needed=offer.points_needed,
+        )
+
+
+class RedemptionIn(InputModel):
+    reward: str = Field(min_length=1, max_length=40)
+    option: str | None = Field(default=None, min_length=1, max_length=40)
+    source: str = Field(min_length=1, max_length=40)
+    external_id: str = Field(min_length=1, max_length=100)
+
+
+class VoucherOut(BaseModel):
+    code: str
+    status: str
+    programme: str
+    customer_id: int
+    reward: str
+    reward_name: str
+    option: str | None
+    option_name: str | None
+    points: int
+    issued_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+    used_on: str | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+
+    @classmethod
+    def of(cls, voucher: VoucherView) -> VoucherOut:
+        return cls(**vars(voucher))
+
+
+class VoucherCheckOut(BaseModel):
+    """The till's answer: valid, unknown, mistyped, used, expired or cancelled."""
+
+    verdict: str
+    message: str
+    voucher: VoucherOut | None
+
+
+class VoucherUseIn(InputModel):
+    """The receipt the voucher is used on."""
+
+    source: str = Field(min_length=1, max_length=40)
+    external_id: str = Field(min_length=1, max_length=100)
+
+
+class VoucherCancelIn(InputModel):
+    reason: str = Field(min_length=1, max_length=10_000)
+
+
 # --- clubs ---
 
 
+class ClubIn(InputModel):
+    """A club's definition; the key is in the path."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")
+    description: str | None = Field(default=None, max_length=2000)
+    purpose: Literal["marketing", "personalised_offers"] = "marketing"
+    suggest: SuggestionRule | None = None
+
+
+class ClubOut(BaseModel):
+    key: str
+    name: str
+    description: str | None
+    purpose: str
+    suggest: dict[str, Any] | None
+    members: int
+
+    @classmethod
+    def of(cls, club: Club, members: int) -> ClubOut:
+        rule = clubs.definition(club).suggest
+        return cls(
+            key=club.key,
+            name=club.name,
+            description=club.description,
+            purpose=club.purpose,
+            suggest=rule.model_dump(mode="json", exclude_defaults=True) if rule else None,
+            members=members,
+        )
+
+
+class ClubJoinIn(InputModel):
+    customer_id: int = Field(ge=1, le=MAX_ID)
+    channels: list[ContactChannel] = Field(min_length=1, max_length=len(ContactChannel))
+    source: str = Field(min_length=1, max_length=100, description="Where the customer joined.")
+    how: ClubMembershipSource = ClubMembershipSource.INTEREST
+
+
+class ClubDeclineIn(InputModel):
+    customer_id: int = Field(ge=1, le=MAX_ID)
+    source: str = Field(min_length=1, max_length=100, description="Where they said no.")
+
+
+class ClubMembershipOut(BaseModel):
+    club: str
+    customer_id: int
+    joined_at: datetime
+    source: str
+    channels: list[str]
+    left_at: datetime | None = None
+    left_reason: str | None = None
+
+    @classmethod
+    def of(cls, club: str, membership: ClubMembership) -> ClubMembershipOut:
+        return cls(
+            club=club,
+            customer_id=membership.customer_id,
+            joined_at=membership.joined_at,
+            source=membership.source,
+            channels=membership.channels.split(","),
+            left_at=membership.left_at,
+            left_reason=membership.left_reason,
+        )
+
+
+class ClubMemberOut(BaseModel):
+    customer_id: int
+    joined_at: datetime
+    source: str
+    reason: str
+
+
+class ClubMembersOut(BaseModel):
+    """The members the club may write to on the channel now; the others counted by reason."""
+
+    club: str
+    channel: str
+    members: list[ClubMemberOut]
+    left_out: dict[str, int]
+
+
+class ClubSuggestionOut(BaseModel):
+    customer_id: int
+    purchases: int
+    last_purchase_at: datetime
+
+
+class ClubSuggestionsOut(BaseModel):
+    """Customers to invite (never members until they join); the others counted by reason."""
+
+    club: str
+    channel: str
+    customers: list[ClubSuggestionOut]
+    left_out: dict[str, int]
+
+
 # --- top-customer events ---
+
+
+def _euros(cents: int) -> Decimal:
+    return Decimal(cents).scaleb(-2)
+
+
+class EventIn(InputModel):
+    key: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str = Field(min_length=1, max_length=200)
+    store: str = Field(min_length=1, max_length=40, description="The outlet's code.")
+    starts_at: AwareDatetime
+    capacity: int = Field(ge=1, le=1_000_000)
+    invite_count: int = Field(ge=1, le=1_000_000, description="How many to invite.")
+    purpose: Literal["marketing", "personalised_offers"] = "marketing"
+    channel: ContactChannel = ContactChannel.EMAIL
+
+
+class EventOut(BaseModel):
+    key: str
+    name: str
+    store: str
+    starts_at: datetime
+    capacity: int
+    invite_count: int
+    purpose: str
+    channel: str
+    invited: int
+    yes: int
+    no: int
+    maybe: int
+    unanswered: int
+    attended: int
+
+    @classmethod
+    def of(cls, guest_list: events.GuestList) -> EventOut:
+        event = guest_list.event
+        return cls(
+            key=event.key,
+            name=event.name,
+            store=guest_list.store,
+            starts_at=event.starts_at,
+            capacity=event.capacity,
+            invite_count=event.invite_count,
+            purpose=event.purpose,
+            channel=event.channel,
+            invited=len(guest_list.guests),
+            yes=guest_list.count(Rsvp.YES),
+            no=guest_list.count(Rsvp.NO),
+            maybe=guest_list.count(Rsvp.MAYBE),
+            unanswered=guest_list.count(None),
+            attended=guest_list.attended,
+        )
+
+
+class RankedOut(BaseModel):
+    rank: int
+    customer_id: int
+    measure: str
+    value: Decimal
+    enrolled: bool
+
+    @classmethod
+    def of(cls, ranked: events.Ranked) -> RankedOut:
+        return cls(
+            rank=ranked.rank,
+            customer_id=ranked.customer_id,
+            measure=ranked.measure.value,
+            value=_euros(ranked.value_cents),
+            enrolled=ranked.enrolled,
+        )
+
+
+class GuestOut(BaseModel):
+    customer_id: int
+    rank: int
+    measure: str
+    value: Decimal
+    invited_at: datetime
+    rsvp: str | None
+    rsvp_at: datetime | None
+    attended_at: datetime | None
+
+    @classmethod
+    def of(cls, guest: EventGuest) -> GuestOut:
+        return cls(
+            customer_id=guest.customer_id,
+            rank=guest.rank,
+            measure=guest.measure,
+            value=_euros(guest.value_cents),
+            invited_at=guest.invited_at,
+            rsvp=guest.rsvp,
+            rsvp_at=guest.rsvp_at,
+            attended_at=guest.attended_at,
+        )
+
+
+class GuestListOut(BaseModel):
+    event: EventOut
+    guests: list[GuestOut]
+
+
+class InvitationsOut(BaseModel):
+    """One run of the invitation: the new guests, the earlier ones, and the ranked customers
+    passed over by reason."""
+
+    event: str
+    invited: list[GuestOut]
+    already_invited: int
+    left_out: dict[str, int]
+
+
+class RsvpIn(InputModel):
+    answer: Rsvp
+
+
+class AttendanceOut(BaseModel):
+    guest: GuestOut
+    recorded: bool
+    points: list[dict[str, Any]]
 
 
 # --- silent programmes, budgets and behaviour ---
