@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from oppiva.customers.models import CustomerMerge, Interaction
 
 hookspec = pluggy.HookspecMarker("oppiva")
 hookimpl = pluggy.HookimplMarker("oppiva")
@@ -58,6 +61,24 @@ class Hooks:
     @hookspec
     def oppiva_erase_person(self, session: Session, customer_id: int) -> None:
         """Remove or blank every personal datum of the person that this domain holds."""
+
+    @hookspec
+    def oppiva_before_merge(self, session: Session, merge: CustomerMerge) -> None:
+        """Two customers are about to merge (no row has moved yet): fold what cannot simply
+        move, such as two accounts of one programme, and remember it for the unmerge."""
+
+    @hookspec
+    def oppiva_after_merge(self, session: Session, merge: CustomerMerge) -> None:
+        """The absorbed customer's rows now belong to the survivor: re-evaluate what they change."""
+
+    @hookspec
+    def oppiva_after_unmerge(self, session: Session, merge: CustomerMerge) -> None:
+        """An unmerge moved the rows back: restore what `oppiva_before_merge` folded."""
+
+    @hookspec
+    def oppiva_interaction_recorded(self, session: Session, interaction: Interaction) -> None:
+        """A contact was put on the timeline; react in the same transaction (e.g. award the
+        behaviour points of a feedback or a referral)."""
 
     @hookspec
     def oppiva_customer_card(  # type: ignore[empty-body]

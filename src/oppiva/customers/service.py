@@ -33,7 +33,7 @@ from oppiva.customers.schemas import (
 )
 from oppiva.db import MAX_ID, utcnow
 from oppiva.errors import Conflict, InvalidInput, NotFound
-from oppiva.plugins import customer_links
+from oppiva.plugins import customer_links, plugin_manager
 
 # Scalar fields a merge may fill on the survivor when the survivor has none.
 MERGE_FILLABLE = ("given_name", "family_name", "business_id", "birthday")
@@ -383,6 +383,7 @@ def record_interaction(
     )
     session.add(entry)
     session.flush()
+    plugin_manager().hook.oppiva_interaction_recorded(session=session, interaction=entry)
     return entry
 
 
@@ -435,6 +436,7 @@ def merge_customers(
     )
     session.add(record)
     session.flush()
+    plugin_manager().hook.oppiva_before_merge(session=session, merge=record)
     for link in customer_links():
         column = link.table.c[link.column]
         ids = session.scalars(select(link.table.c.id).where(column == absorbed_id)).all()
@@ -451,6 +453,8 @@ def merge_customers(
         )
     absorbed.status = CustomerStatus.MERGED.value
     absorbed.merged_into_id = survivor_id
+    session.flush()
+    plugin_manager().hook.oppiva_after_merge(session=session, merge=record)
     session.flush()
     session.expire_all()
     return record
@@ -503,6 +507,8 @@ def unmerge_customer(
     absorbed = get_customer(session, absorbed_id)
     absorbed.status = CustomerStatus.ACTIVE.value
     absorbed.merged_into_id = None
+    session.flush()
+    plugin_manager().hook.oppiva_after_unmerge(session=session, merge=record)
     record.unmerged_at = utcnow()
     record.unmerged_by = actor
     record.unmerge_reason = reason.strip()

@@ -156,7 +156,7 @@ def upgrade() -> None:
         sa.Column("merge_id", sa.Integer(), nullable=False),
         sa.Column("programme_id", sa.Integer(), nullable=False),
         sa.Column("membership", sa.JSON(), nullable=False),
-        sa.Column("survivor_tier", sa.JSON(), nullable=False),
+        sa.Column("survivor", sa.JSON(), nullable=False),
         sa.Column("unmerged_at", oppiva.db.UTCDateTime(timezone=True), nullable=True),
         _fk("loyalty_account_merge", "merge_id", "customer_merge"),
         _fk("loyalty_account_merge", "programme_id", "loyalty_programme"),
