@@ -1,6 +1,6 @@
-"""The quick paths against the plain ones: the prepared likelihoods the fits use, `compress` by
-codes and tables, `summarise` by one sort of integer keys, and expected purchases evaluated once
-per distinct (t, x, T)."""
+"""The quick paths against the plain ones: the prepared likelihoods the fits use (their
+Hessians against differences of the gradient), `compress` by codes and tables, `summarise` by
+one sort of integer keys, and expected purchases evaluated once per distinct (t, x, T)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from oppiva.value import BGNBD, Transactions, bgnbd, compress, gamma_gamma, summarise
-from oppiva.value.fitting import _compress_sorted, factorise
+from oppiva.value.fitting import Curvature, _compress_sorted, factorise
 
 RNG = np.random.default_rng(7)
 N = 5000
@@ -20,15 +20,30 @@ W = RNG.integers(1, 5, N).astype(np.float64)
 X[:3], TX[:3], T[:3] = [600, 1, 3], [1.0, 1e-4, 1e-6], [52.0, 2e-4, 1e-5]
 
 
+def check_hessian(prepared: Curvature, params: np.ndarray, hessian: np.ndarray) -> None:
+    """The analytic Hessian is symmetric and matches central differences of the gradient."""
+    np.testing.assert_array_equal(hessian, hessian.T)
+    numeric = np.empty_like(hessian)
+    for i in range(len(params)):
+        step = 1e-6 * params[i]
+        up, down = params.copy(), params.copy()
+        up[i] += step
+        down[i] -= step
+        numeric[:, i] = (prepared(up)[1] - prepared(down)[1]) / (2 * step)
+    np.testing.assert_allclose(hessian, numeric, rtol=1e-5, atol=1e-6 * np.abs(numeric).max())
+
+
 @pytest.mark.parametrize(
     "params", [[0.243, 4.414, 0.793, 2.426], [2.0, 0.5, 3.0, 0.3], [0.05, 80.0, 0.1, 20.0]]
 )
 def test_prepared_bgnbd_is_the_weighted_sum(params: list[float]) -> None:
     p = np.array(params)
     ll, grad = bgnbd.log_likelihood(p, X, TX, T, W)
-    ll2, grad2 = bgnbd.prepared_log_likelihood(X, TX, T, W)(p)
+    prepared = bgnbd.prepared_log_likelihood(X, TX, T, W)
+    ll2, grad2, hessian = prepared(p)
     assert ll2 == pytest.approx(ll, rel=1e-12)
     np.testing.assert_allclose(grad2, grad, rtol=1e-10)
+    check_hessian(prepared, p, hessian)
 
 
 @pytest.mark.parametrize("params", [[6.25, 3.74, 15.44], [0.5, 8.0, 0.1], [40.0, 1.5, 300.0]])
@@ -38,9 +53,11 @@ def test_prepared_gamma_gamma_is_the_weighted_sum(params: list[float]) -> None:
     m = np.round(RNG.gamma(2.0, 10.0, len(x)), 2) + 0.01
     w = W[X > 0]
     ll, grad = gamma_gamma.log_likelihood(p, x, m, w)
-    ll2, grad2 = gamma_gamma.prepared_log_likelihood(x, m, w)(p)
+    prepared = gamma_gamma.prepared_log_likelihood(x, m, w)
+    ll2, grad2, hessian = prepared(p)
     assert ll2 == pytest.approx(ll, rel=1e-12)
     np.testing.assert_allclose(grad2, grad, rtol=1e-10)
+    check_hessian(prepared, p, hessian)
 
 
 @pytest.mark.parametrize(

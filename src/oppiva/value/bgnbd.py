@@ -13,14 +13,14 @@ unit too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
+from scipy.special import betaln, digamma, expit, gammaln, hyp2f1, polygamma
 
 from oppiva.value.fitting import (
+    Curvature,
     Fit,
     FloatArray,
     by_count,
@@ -28,7 +28,7 @@ from oppiva.value.fitting import (
     factorise,
     floats,
     log_add,
-    maximise,
+    maximise_newton,
     rows_and_counts,
     weighted,
 )
@@ -75,15 +75,17 @@ log_likelihood = weighted(log_likelihood_rows)
 
 def prepared_log_likelihood(
     x: FloatArray, t_x: FloatArray, T: FloatArray, weights: FloatArray
-) -> Callable[[FloatArray], tuple[float, FloatArray]]:
-    """`log_likelihood` for fixed data: params -> (weighted total, gradient).
+) -> Curvature:
+    """`log_likelihood` for fixed data: params -> (weighted total, gradient, Hessian).
 
-    The same sums, arranged for an optimiser that calls it dozens of times. With
-    g = log(alpha + t_x) - log(alpha + T) and d = log B(a+1, b+x-1) - log B(a, b+x) - (r+x) g,
-    a customer's log-likelihood is the first term's plus log(1 + e^d) when x > 0. The first
-    term's sums depend on x alone or on T alone: they are taken per distinct count and per
-    distinct T with the total weights of each. Only d, log(1 + e^d) and the logistic e^d/(1+e^d)
-    (the second term's share, which the gradient needs) remain per row, on the rows with x > 0.
+    The same sums, arranged for an optimiser that calls it several times. With
+    g = log(alpha + t_x) - log(alpha + T) and d = log B(a+1, b+x-1) - log B(a, b+x) - (r+x) g
+    = log a - log(b+x-1) - (r+x) g, a customer's log-likelihood is the first term's plus
+    log(1 + e^d) when x > 0. The first term's sums depend on x alone or on T alone: they are
+    taken per distinct count and per distinct T with the total weights of each. Only d,
+    log(1 + e^d) and the logistic s = e^d/(1+e^d) remain per row, on the rows with x > 0; the
+    Hessian adds s(1-s) (grad d)(grad d)' + s (Hessian of d), which needs no other exponential
+    or logarithm: grad d = (-g, -(r+x) h, 1/a, -1/(b+x-1)) with h = dg/dalpha.
     """
     counts, ix = factorise(x)
     ages, iT = factorise(T)
@@ -93,42 +95,65 @@ def prepared_log_likelihood(
     total_weight = float(weights.sum())
     counts1 = np.maximum(counts, 1.0) - 1
     repeat = x > 0
-    # g and its derivative depend on (t_x, T) alone: once per distinct pair
+    # g and its derivatives depend on (t_x, T) alone: once per distinct pair
     (recencies, pair_ages), _, pair = compress(t_x[repeat], T[repeat])
     ix, x, weights = ix[repeat], x[repeat], weights[repeat]
 
-    def total(params: FloatArray) -> tuple[float, FloatArray]:
+    def total(params: FloatArray) -> tuple[float, FloatArray, FloatArray]:
         r, alpha, a, b = (float(v) for v in params)
         log_alpha = np.log(alpha)
         log_at = np.log(alpha + ages)
+        inverse_at = 1 / (alpha + ages)
+        inverse_recency, inverse_age = 1 / (alpha + recencies), 1 / (alpha + pair_ages)
         g = (np.log(alpha + recencies) - np.log(alpha + pair_ages))[pair]
+        h = (inverse_recency - inverse_age)[pair]  # dg/dalpha
+        dh = (inverse_age**2 - inverse_recency**2)[pair]  # d2g/dalpha2
         base = betaln(a, b)
         beta1 = betaln(a, b + counts) - base
         rx = r + x
-        d = (betaln(a + 1, b + counts1) - base - beta1)[ix]
+        inverse_b = 1 / (b + counts1)  # 1/(b+x-1)
+        d = (np.log(a) + np.log(inverse_b))[ix]
         d -= rx * g
-        # log(1 + e^d) and the share e^d / (1 + e^d) from one exponential of -|d| <= 0
+        # log(1 + e^d), s = e^d / (1 + e^d) and s(1-s) from one exponential of -|d| <= 0
         small = np.exp(-np.abs(d))
         one_plus = 1 + small
         log_term = np.maximum(d, 0.0)
         log_term += np.log(one_plus)
         share = np.where(d >= 0, 1.0, small)
         share /= one_plus
-        share *= weights  # weight times the second term's share
+        spread = small / one_plus**2 * weights  # weight times s(1-s)
+        share *= weights  # weight times s
         shift_ab = digamma(a + b) - digamma(a + b + counts)
         d_b1 = digamma(b + counts) - digamma(b) + shift_ab
-        d_b2 = digamma(b + counts1) - digamma(b) + shift_ab
         ll = per_count @ (gammaln(r + counts) - gammaln(r) + beta1) + total_weight * r * log_alpha
         ll += float(weights @ log_term) - (r * per_age + x_per_age) @ log_at
+        rx_h = rx * h
         d_r = per_count @ (digamma(r + counts) - digamma(r)) + total_weight * log_alpha
         d_r -= per_age @ log_at + float(share @ g)
-        h = (1 / (alpha + recencies) - 1 / (alpha + pair_ages))[pair]
-        d_alpha = total_weight * r / alpha - (r * per_age + x_per_age) @ (1 / (alpha + ages))
-        rx *= share
-        d_alpha -= float(rx @ h)
-        d_a = per_count @ shift_ab + (digamma(a + 1) - digamma(a)) * float(share.sum())
-        d_b = per_count @ d_b1 + float(share @ (d_b2 - d_b1)[ix])
-        return float(ll), np.array([d_r, d_alpha, d_a, d_b])
+        d_alpha = total_weight * r / alpha - (r * per_age + x_per_age) @ inverse_at
+        d_alpha -= float(share @ rx_h)
+        share_per_count = np.bincount(ix, weights=share, minlength=len(counts))
+        shares = float(share_per_count.sum())
+        d_a = per_count @ shift_ab + shares / a
+        d_b = per_count @ d_b1 - share_per_count @ inverse_b
+        # the first term: functions of x alone, of T alone
+        shift2_ab = polygamma(1, a + b) - polygamma(1, a + b + counts)
+        hessian = np.zeros((4, 4))
+        hessian[0, 0] = per_count @ (polygamma(1, r + counts) - polygamma(1, r))
+        hessian[0, 1] = total_weight / alpha - per_age @ inverse_at
+        hessian[1, 1] = (r * per_age + x_per_age) @ inverse_at**2 - total_weight * r / alpha**2
+        hessian[2, 2] = hessian[2, 3] = per_count @ shift2_ab
+        hessian[3, 3] = per_count @ (polygamma(1, b + counts) - polygamma(1, b) + shift2_ab)
+        # the second term: s(1-s) u u' with u = grad d, plus s times the Hessian of d
+        u = np.vstack([g, rx_h, np.full_like(g, 1 / a), inverse_b[ix]])
+        u[[0, 1, 3]] *= -1
+        hessian += (u * spread) @ u.T
+        hessian[0, 1] -= float(share @ h)
+        hessian[1, 1] -= float(share @ (rx * dh))
+        hessian[2, 2] -= shares / a**2
+        hessian[3, 3] += share_per_count @ inverse_b**2
+        hessian = np.triu(hessian) + np.triu(hessian, 1).T
+        return float(ll), np.array([d_r, d_alpha, d_a, d_b]), hessian
 
     return total
 
@@ -176,7 +201,7 @@ class BGNBD:
             1.0,
         )
         prepared = prepared_log_likelihood(ux, utx, uT, counts)
-        fit = maximise(lambda p, _: prepared(p), NAMES, start, (), counts, penalty)
+        fit = maximise_newton(prepared, NAMES, start, float(counts.sum()), len(counts), penalty)
         r, alpha, a, b = (float(v) for v in fit.values)
         return cls(r, alpha, a, b, fit=fit)
 

@@ -14,19 +14,19 @@ have.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import digamma, gammaln
+from scipy.special import digamma, gammaln, polygamma
 
 from oppiva.value.fitting import (
+    Curvature,
     Fit,
     FloatArray,
     by_count,
     factorise,
-    maximise,
+    maximise_newton,
     rows_and_counts,
     weighted,
 )
@@ -60,16 +60,15 @@ def log_likelihood_rows(
 log_likelihood = weighted(log_likelihood_rows)
 
 
-def prepared_log_likelihood(
-    x: FloatArray, m: FloatArray, weights: FloatArray
-) -> Callable[[FloatArray], tuple[float, FloatArray]]:
-    """`log_likelihood` for fixed data: params -> (weighted total, gradient).
+def prepared_log_likelihood(x: FloatArray, m: FloatArray, weights: FloatArray) -> Curvature:
+    """`log_likelihood` for fixed data: params -> (weighted total, gradient, Hessian).
 
     With log(gamma + m x) = log m + log x + L, L = log(1 + gamma / (m x)), a row's
     log-likelihood is (functions of x alone) + q log gamma - (p x + q) L - (1 + q) log m
     - q log x: the sums of log m and log x are taken once, the functions of x alone per
-    distinct count, and only L and 1 / (gamma + m x) remain per row. (L is also what keeps the
-    sum accurate: log m + log x - log(gamma + m x) is a difference of nearly equal numbers.)
+    distinct count, and only L and 1 / (gamma + m x) = dL/dgamma remain per row; the Hessian
+    needs no more than their products. (L is also what keeps the sum accurate:
+    log m + log x - log(gamma + m x) is a difference of nearly equal numbers.)
     """
     counts, ix = factorise(x)
     per_count = np.bincount(ix, weights=weights, minlength=len(counts))
@@ -80,20 +79,30 @@ def prepared_log_likelihood(
     sum_log_m = float((weights * np.log(m)).sum())
     sum_log_x = float((weights * np.log(x)).sum())
 
-    def total(params: FloatArray) -> tuple[float, FloatArray]:
+    def total(params: FloatArray) -> tuple[float, FloatArray, FloatArray]:
         p, q, gamma = (float(v) for v in params)
         log_ratio = np.log1p(gamma * inverse_mx)  # L
-        wx_l, w_l = float((wx * log_ratio).sum()), float((weights * log_ratio).sum())
+        wx_l, w_l = float(wx @ log_ratio), float(weights @ log_ratio)
         inverse_s = 1 / (gamma + mx)
+        wx_s, w_s = float(wx @ inverse_s), float(weights @ inverse_s)
+        inverse_s *= inverse_s
+        wx_s2, w_s2 = float(wx @ inverse_s), float(weights @ inverse_s)
         pk = p * counts
-        psi = digamma(pk + q)
+        psi, psi1 = digamma(pk + q), polygamma(1, pk + q)
         log_gamma = np.log(gamma)
         ll = per_count @ (gammaln(pk + q) - gammaln(pk)) - n * gammaln(q) + n * q * log_gamma
         ll -= p * wx_l + q * w_l + (1 + q) * sum_log_m + q * sum_log_x
         d_p = per_count @ (counts * (psi - digamma(pk))) - wx_l
         d_q = per_count @ psi - n * digamma(q) + n * log_gamma - w_l - sum_log_m - sum_log_x
-        d_gamma = n * q / gamma - float(((p * wx + q * weights) * inverse_s).sum())
-        return float(ll), np.array([d_p, d_q, d_gamma])
+        d_gamma = n * q / gamma - (p * wx_s + q * w_s)
+        d_pp = per_count @ (counts**2 * (psi1 - polygamma(1, pk)))
+        d_pq = per_count @ (counts * psi1)
+        d_qq = per_count @ psi1 - n * float(polygamma(1, q))
+        d_gg = p * wx_s2 + q * w_s2 - n * q / gamma**2
+        hessian = np.array(
+            [[d_pp, d_pq, -wx_s], [d_pq, d_qq, n / gamma - w_s], [-wx_s, n / gamma - w_s, d_gg]]
+        )
+        return float(ll), np.array([d_p, d_q, d_gamma]), hessian
 
     return total
 
@@ -118,7 +127,8 @@ class GammaGamma:
         (ux, um), counts = rows_and_counts((xs[keep], ms[keep]), None)
         mean = float((um * counts).sum() / counts.sum())
         prepared = prepared_log_likelihood(ux, um, counts)
-        fit = maximise(lambda p, _: prepared(p), NAMES, (1.0, 2.0, mean), (), counts, penalty)
+        start = (1.0, 2.0, mean)
+        fit = maximise_newton(prepared, NAMES, start, float(counts.sum()), len(counts), penalty)
         p, q, gamma = (float(v) for v in fit.values)
         return cls(p, q, gamma, fit=fit)
 
