@@ -30,6 +30,7 @@ from oppiva.loyalty.models import (
     PointsLot,
     PointsOperation,
     Programme,
+    ProgrammeKind,
 )
 from oppiva.loyalty.rules import (
     Basket,
@@ -255,9 +256,9 @@ def accrue_for_receipt(session: Session, receipt: Receipt, *, record: bool = Tru
     """Earn the receipt's points in every programme its customer is an active member of, and
     reverse the returned share of the earnings of the receipts it returns from. Repeated, it
     writes nothing and reports the same points; with `record` false it only reports what was
-    recorded. The result lists the customer's programmes (none for an anonymous receipt or a
-    customer who is no member), the points earned and reversed, the balance after and the
-    member's tier status (see `oppiva.loyalty.tiers`)."""
+    recorded. The result lists the customer's open programmes (none for an anonymous receipt, a
+    customer who is no member, or a silent programme's member), the points earned and
+    reversed, the balance after and the member's tier status (see `oppiva.loyalty.tiers`)."""
     reversed_by_programme = _reverse(session, receipt, record=record)
     if receipt.customer_id is None:
         return []
@@ -267,6 +268,9 @@ def accrue_for_receipt(session: Session, receipt: Receipt, *, record: bool = Tru
         .where(
             Membership.customer_id == receipt.customer_id,
             Membership.status == MembershipStatus.ACTIVE,
+            # A silent programme shows nothing at the till and earns nothing from baskets:
+            # its members' spend is its result (see `oppiva.loyalty.silent`).
+            Programme.kind != ProgrammeKind.SILENT,
         )
         .order_by(Programme.id)
     ).all()

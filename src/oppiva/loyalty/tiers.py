@@ -18,6 +18,11 @@ Definitions are data, lowest tier first, checked when they are set:
   to the tier they then reach.
 - `multiplier` (1 by default) is the tier's benefit at the till: the member earns that many
   times the base points (see `oppiva.loyalty.service`).
+
+Days are business days, in the business's time zone (`OPPIVA_TIMEZONE`), never UTC days: the
+rolling window holds the business dates after the same date `period_months` earlier, up to
+the moment asked, and `kept_until` is the last business date of its month. A purchase at
+00:30 on 1 June in Helsinki counts in June, though it is still 31 May in UTC.
 """
 
 from __future__ import annotations
@@ -25,15 +30,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from oppiva.config import get_settings
 from oppiva.errors import InvalidInput
 from oppiva.loyalty import ledger
 from oppiva.loyalty.models import (
@@ -183,9 +190,28 @@ def _measure(
     return Decimal(int(visits or 0))
 
 
-def _kept_until(tier: TierDefinition, at: datetime) -> date:
-    """The last day of the month `period_months + grace_months` after `at`."""
-    later = ledger.add_months(at.replace(day=1), tier.period_months + tier.grace_months + 1)
+def business_zone() -> tzinfo:
+    """The business's time zone (`OPPIVA_TIMEZONE`), in which days and months are counted."""
+    name = get_settings().timezone
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput("OPPIVA_TIMEZONE", f"{name!r} is no time zone") from None
+
+
+def _window_start(last_day: date, months: int, zone: tzinfo) -> datetime:
+    """The instant before the window of `months` of business dates ending with `last_day`
+    begins: the window holds the dates after the same date `months` earlier."""
+    first = ledger.add_months(datetime.combine(last_day, time()), -months).date()
+    midnight = datetime.combine(first + timedelta(days=1), time(), tzinfo=zone)
+    # The measures count what is after the start: a purchase at midnight opens its day.
+    return midnight.astimezone(UTC) - timedelta(microseconds=1)
+
+
+def _kept_until(tier: TierDefinition, today: date) -> date:
+    """The last day of the month `period_months + grace_months` after the business date."""
+    first = datetime.combine(today.replace(day=1), time())
+    later = ledger.add_months(first, tier.period_months + tier.grace_months + 1)
     return later.date() - timedelta(days=1)
 
 
@@ -208,13 +234,15 @@ def _evaluate(
     tiers = _tiers(programme)
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
+    zone = business_zone()
+    today = at.astimezone(zone).date()
     values = [
         _measure(
             session,
             programme,
             membership.customer_id,
             t,
-            ledger.add_months(at, -t.period_months),
+            _window_start(today, t.period_months, zone),
             at,
         )
         for t in tiers
@@ -224,24 +252,22 @@ def _evaluate(
     keys = [t.key for t in tiers]
     held = keys.index(membership.tier) if membership.tier in keys else None
     kept_until = membership.tier_kept_until if held is not None else None
-    today = at.date()
     tier, since = (membership.tier, membership.tier_since) if held is not None else (None, None)
     if best is not None and (held is None or best >= held):
         if best != held:
             tier, since = keys[best], at
-        kept_until = _kept_until(tiers[best], at)
+        kept_until = _kept_until(tiers[best], today)
     elif held is not None and (kept_until is None or kept_until < today):
         tier = keys[best] if best is not None else None
         since = at if tier is not None else None
-        kept_until = _kept_until(tiers[best], at) if best is not None else None
+        kept_until = _kept_until(tiers[best], today) if best is not None else None
     index = keys.index(tier) if tier is not None else None
     parts = []
     value = values[index if index is not None else 0] if values else Decimal(0)
     if index is not None and kept_until is not None and value < tiers[index].threshold:
         # What is already done and still counts in the window ending on the kept-until date.
         keep = tiers[index]
-        end = datetime.combine(kept_until + timedelta(days=1), time(), tzinfo=UTC)
-        start = ledger.add_months(end, -keep.period_months)
+        start = _window_start(kept_until, keep.period_months, zone)
         counted = _measure(session, programme, membership.customer_id, keep, start, at)
         more = _amount(keep, _needed(keep, counted))
         parts.append(f"{more} more by {kept_until.isoformat()} keeps {keep.name}")
