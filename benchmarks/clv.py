@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from oppiva.value import BGNBD, GammaGamma, Transactions, customer_lifetime_value, summarise
+from oppiva.value import (
+    BGNBD,
+    GammaGamma,
+    Transactions,
+    compress,
+    customer_lifetime_value,
+    summarise,
+)
 
 ORIGIN = np.datetime64("2024-01-01")
 END = ORIGIN + 52 * 7 - 1  # a year of data for customers acquired in its first 12 weeks
@@ -56,9 +63,12 @@ def with_oppiva(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
         frame["customer"].to_numpy(), frame["date"].to_numpy(), frame["amount"].to_numpy()
     )
     s = summarise(rows, END)
-    purchases = BGNBD.fitted(s.x, s.t_x, s.T)
+    # the distinct histories, once for the fit and the CLV
+    (x, t_x, age), counts, inverse = compress(s.x, s.t_x, s.T)
+    purchases = BGNBD.fitted(x, t_x, age, weights=counts)
     spend = GammaGamma.fitted(s.x, s.monetary)
-    clv = customer_lifetime_value(purchases, s.x, s.t_x, s.T, spend.expected_spend(s.x, s.monetary))
+    per_purchase = spend.expected_spend(s.x, s.monetary)
+    clv = customer_lifetime_value(purchases, x, t_x, age, per_purchase, inverse=inverse)
     return purchases.params, spend.params, clv
 
 

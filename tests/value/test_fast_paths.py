@@ -7,7 +7,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from oppiva.value import BGNBD, Transactions, bgnbd, compress, gamma_gamma, summarise
+from oppiva.value import (
+    BGNBD,
+    Transactions,
+    bgnbd,
+    compress,
+    customer_lifetime_value,
+    gamma_gamma,
+    summarise,
+)
 from oppiva.value.fitting import Curvature, _compress_sorted, factorise
 
 RNG = np.random.default_rng(7)
@@ -134,3 +142,14 @@ def test_expected_purchases_once_per_distinct_history_part() -> None:
     np.testing.assert_allclose(grid[:, :1000], direct, rtol=1e-13)
     per_customer = model.expected_purchases(39.0 + np.arange(N) / N, X, TX, T)  # no saving
     assert per_customer.shape == (N,)
+
+
+def test_clv_on_histories_compressed_once_is_the_same() -> None:
+    model = BGNBD(0.243, 4.414, 0.793, 2.426)
+    spend = RNG.gamma(2.0, 10.0, N)
+    direct = customer_lifetime_value(model, X, TX, T, spend)
+    (ux, utx, u_age), _, inverse = compress(X, TX, T)
+    shared = customer_lifetime_value(model, ux, utx, u_age, spend, inverse=inverse)
+    np.testing.assert_allclose(shared, direct, rtol=1e-14)
+    with pytest.raises(ValueError, match="inverse"):
+        customer_lifetime_value(model, ux, utx, u_age, spend, inverse=inverse + len(ux))

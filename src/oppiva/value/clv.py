@@ -61,13 +61,25 @@ def customer_lifetime_value(
     period_length: float = MONTH_IN_WEEKS,
     discount_rate: float = 0.01,
     margin: float = 1.0,
+    inverse: npt.ArrayLike | None = None,
 ) -> FloatArray:
-    """Each customer's discounted value over the next `periods` periods (see the module)."""
+    """Each customer's discounted value over the next `periods` periods (see the module).
+
+    The purchases depend on the history alone, so they are computed once per distinct
+    (x, t_x, T). When x, t_x, T already are the distinct histories (`compress`, as for the
+    fit), `inverse` gives each customer's row among them and `spend` is per customer: the
+    histories are not compressed a second time.
+    """
     horizons = period_length * np.arange(periods + 1, dtype=np.float64)
-    # the purchases depend on the history alone: once per distinct (x, t_x, T)
-    (ux, utx, uT), _, inverse = compress(x, t_x, T)
+    if inverse is None:
+        (ux, utx, uT), _, rows = compress(x, t_x, T)
+    else:
+        ux, utx, uT = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
+        rows = np.asarray(inverse, dtype=np.intp)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(ux)):
+            raise ValueError(f"inverse: row numbers must lie in [0, {len(ux)})")
     cumulative = model.expected_purchases(horizons[:, None], ux[None], utx[None], uT[None])
-    purchases = _discounted(cumulative, discount_rate)[inverse]
+    purchases = _discounted(cumulative, discount_rate)[rows]
     return margin * np.asarray(spend, dtype=np.float64) * purchases
 
 
