@@ -4,6 +4,7 @@ from oppiva.access import models as access
 from oppiva.analytics import models as analytics
 from oppiva.customers import models as customers
 from oppiva.loyalty import models as loyalty
+from oppiva.offers import models as offers
 from oppiva.privacy import models as privacy
 from oppiva.purchases import models as purchases
 from oppiva.segments import models as segments
@@ -14,6 +15,7 @@ __all__ = [
     "analytics",
     "customers",
     "loyalty",
+    "offers",
     "privacy",
     "purchases",
     "segments",

@@ -18,6 +18,7 @@ from oppiva.customers.api import router as customers_router
 from oppiva.db import Store
 from oppiva.errors import Conflict, InvalidInput, OppivaError, RateLimited
 from oppiva.loyalty.api import router as loyalty_router
+from oppiva.offers.api import router as offers_router
 from oppiva.migrations import current
 from oppiva.privacy.api import router as privacy_router
 from oppiva.purchases.api import router as purchases_router
@@ -88,6 +89,7 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
     app.include_router(access_router, prefix="/v1")
     app.include_router(customers_router, prefix="/v1")
     app.include_router(loyalty_router, prefix="/v1")
+    app.include_router(offers_router, prefix="/v1")
     app.include_router(privacy_router, prefix="/v1")
     app.include_router(purchases_router, prefix="/v1")
     app.include_router(segments_router, prefix="/v1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,7 @@ from oppiva.config import get_settings
 from oppiva.customers.cli import app as customers_app
 from oppiva.demo.cli import simulate_command
 from oppiva.loyalty.cli import app as loyalty_app
+from oppiva.offers.cli import app as offers_app
 from oppiva.migrations import current, downgrade, head
 from oppiva.privacy.cli import app as consent_app
 from oppiva.purchases.cli import app as import_app
@@ -39,6 +41,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(segments_app, name="segments")
 app.add_typer(value_app, name="value")
 app.add_typer(loyalty_app, name="loyalty")
+app.add_typer(offers_app, name="offers")
 app.command("audit")(audit_command)
 app.command("analyze")(analyze_command)
 app.command("quiet-hours")(quiet_hours_command)
@@ -204,6 +207,19 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, max=64, help="Server processes; more than one uses more cores (default 1)."
+        ),
+    ] = 1,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log a line per request (off by default: the audit log records who did what).",
+        ),
+    ] = False,
 ) -> None:
     """Upgrade the store and serve the HTTP API (OpenAPI at /docs)."""
     import uvicorn
@@ -221,11 +237,25 @@ def serve(
             "set OPPIVA_BEHIND_TLS_PROXY=true",
             markup=False,
         )
-    api = create_app(Store(ctx.obj["database"]))
     console.print(
         f"oppiva API on http://{host}:{port}/v1  (docs: http://{host}:{port}/docs)", markup=False
     )
-    uvicorn.run(api, host=host, port=port, log_level="info")
+    # uvloop and httptools serve when installed (`pip install uvicorn[standard]`).
+    if workers == 1:
+        api = create_app(Store(ctx.obj["database"]))
+        uvicorn.run(api, host=host, port=port, log_level="info", access_log=access_log)
+        return
+    # Each worker process builds its own app (and pool) from the environment.
+    os.environ["OPPIVA_DATABASE_URL"] = ctx.obj["database"]
+    uvicorn.run(
+        "oppiva.api.app:create_app",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=access_log,
+    )
 
 
 def main() -> None:
