@@ -5,6 +5,7 @@ on both databases."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,6 +27,8 @@ from tests.factories import make_customer
 from tests.loyalty.test_clubs import NOW, buy, consent, shop
 
 STARTS = NOW + timedelta(days=14)
+LOCAL_START = f"{STARTS.astimezone(ZoneInfo('Europe/Helsinki')):%Y-%m-%d %H:%M %Z}"
+"""How the timeline names the start: in the business's time zone (EET or EEST)."""
 
 
 def clv(session: Session, customer_id: int, euros: float) -> None:
@@ -146,7 +149,7 @@ def test_invitations_take_the_best_who_may_be_contacted(db, store_customers):
             "the customer asked for no offers": 1,
         }
         assert timeline_of(session, ids["big"]) == [
-            f"Invited to Christmas gala ({STARTS:%Y-%m-%d %H:%M} UTC), rank 2 by spend_12m"
+            f"Invited to Christmas gala ({LOCAL_START}), rank 2 by spend_12m"
         ]
         assert timeline_of(session, ids["top"]) == []
     with db.transaction() as session:
@@ -204,7 +207,7 @@ def test_answers_respect_the_capacity_and_go_on_the_timeline(db, store_customers
         assert "stays unanswered" in str(full.value)
         events.rsvp(session, "gala", top, "no")
         assert events.rsvp(session, "gala", mid, "yes").rsvp == "yes"
-        when = f"{STARTS:%Y-%m-%d %H:%M} UTC"
+        when = LOCAL_START
         assert timeline_of(session, big)[1:] == [
             f"Answered maybe to Christmas gala ({when})",
             f"Answered yes to Christmas gala ({when})",
@@ -281,3 +284,40 @@ def test_invitations_follow_a_merge_and_the_export_lists_them(db, store_customer
         ((invitation),) = record["loyalty_events"]
         assert (invitation["event"], invitation["rank"], invitation["rsvp"]) == ("gala", 3, "yes")
         assert invitation["value"] == 200.0
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    people=st.lists(
+        st.tuples(
+            st.integers(1, 500), st.sampled_from(["granted", "withdrawn", "never", "no_offers"])
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    count=st.integers(1, 5),
+)
+def test_invitations_are_the_best_who_may_be_contacted_and_never_twice(db, people, count):
+    with db.transaction() as session:
+        shop(session)
+        make_event(session, invite_count=count)
+        eligible = []
+        for euros, state in people:
+            customer = make_customer(session)
+            buy(session, customer, "WINE", price=f"{euros}.00")
+            if state != "never":
+                consent(session, customer.id, "withdrawn" if state == "withdrawn" else "granted")
+            if state == "no_offers":
+                privacy.set_preference(
+                    session, customer.id, name="no_offers", value=True, source="phone"
+                )
+            if state == "granted":
+                eligible.append((-euros, customer.id))
+        done = events.invite(session, "gala")
+        expected = [cid for _, cid in sorted(eligible)[:count]]
+        assert [g.customer_id for g in done.invited] == expected
+        assert sum(done.left_out.values()) <= len(people) - len(expected)
+        assert events.invite(session, "gala").invited == []
+        session.rollback()

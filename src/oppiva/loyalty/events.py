@@ -22,10 +22,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
+from oppiva.config import get_settings
 from oppiva.customers import service as customers
 from oppiva.customers.models import Channel, Customer, CustomerStatus, Direction
 from oppiva.customers.schemas import InteractionIn
@@ -234,7 +236,13 @@ def _guest(session: Session, event: Event, customer_id: int) -> EventGuest | Non
 
 
 def _when(event: Event) -> str:
-    return event.starts_at.strftime("%Y-%m-%d %H:%M UTC")
+    """The start as people at the store read it: in the business's time zone."""
+    name = get_settings().timezone
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput("OPPIVA_TIMEZONE", f"{name!r} is no time zone") from None
+    return event.starts_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _timeline(
