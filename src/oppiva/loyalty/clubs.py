@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -339,29 +339,32 @@ def decline(
     return row
 
 
-def memberships_of(session: Session, customer_id: int) -> list[tuple[str, ClubMembership]]:
-    """Every club membership of the customer, current and past, by club and date."""
-    rows = session.execute(
-        select(Club.key, ClubMembership)
-        .join(Club, Club.id == ClubMembership.club_id)
-        .where(ClubMembership.customer_id == customer_id)
-        .order_by(Club.key, ClubMembership.joined_at, ClubMembership.id)
-    ).all()
-    return [(key, membership) for key, membership in rows]
+_Row = TypeVar("_Row", ClubMembership, ClubDecline)
 
 
-def declines_of(session: Session, customer_id: int) -> list[tuple[str, ClubDecline]]:
-    """Every club the customer declined, by club and date."""
+def _by_club(
+    session: Session, model: type[_Row], customer_id: int, moment: Any
+) -> list[tuple[str, _Row]]:
     rows = session.execute(
-        select(Club.key, ClubDecline)
-        .join(Club, Club.id == ClubDecline.club_id)
-        .where(ClubDecline.customer_id == customer_id)
-        .order_by(Club.key, ClubDecline.declined_at, ClubDecline.id)
+        select(Club.key, model)
+        .join(Club, Club.id == model.club_id)
+        .where(model.customer_id == customer_id)
+        .order_by(Club.key, moment, model.id)
     ).all()
     return [(key, row) for key, row in rows]
 
 
-def _general(reason: str) -> str:
+def memberships_of(session: Session, customer_id: int) -> list[tuple[str, ClubMembership]]:
+    """Every club membership of the customer, current and past, by club and date."""
+    return _by_club(session, ClubMembership, customer_id, ClubMembership.joined_at)
+
+
+def declines_of(session: Session, customer_id: int) -> list[tuple[str, ClubDecline]]:
+    """Every club the customer declined, by club and date."""
+    return _by_club(session, ClubDecline, customer_id, ClubDecline.declined_at)
+
+
+def general_reason(reason: str) -> str:
     """A `can_contact` reason without its date, source or id, so equal reasons count together."""
     reason = re.sub(r" on \d{4}-\d{2}-\d{2} \(.*\)$", "", reason)
     return re.sub(r"^customer \d+ is ", "customer is ", reason)
@@ -408,7 +411,7 @@ def members(session: Session, key: str, channel: str, at: datetime | None = None
                 )
             )
         else:
-            left_out[_general(decision.reason)] += 1
+            left_out[general_reason(decision.reason)] += 1
     return MemberList(club.key, channel, out, dict(sorted(left_out.items())))
 
 
@@ -488,7 +491,7 @@ def suggest(
             continue
         decision = privacy.can_contact(session, customer_id, club.purpose, channel, moment)
         if not decision:
-            left_out[_general(decision.reason)] += 1
+            left_out[general_reason(decision.reason)] += 1
             continue
         found.append(Suggestion(customer_id, int(count), last))
         if limit is not None and len(found) >= limit:

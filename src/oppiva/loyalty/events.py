@@ -35,7 +35,7 @@ from oppiva.db import MAX_ID, utcnow
 from oppiva.errors import Conflict, InvalidInput, NotFound
 from oppiva.loyalty import behaviour
 from oppiva.loyalty.behaviour import BehaviourAward
-from oppiva.loyalty.clubs import CONTACT_PURPOSES
+from oppiva.loyalty.clubs import CONTACT_PURPOSES, general_reason
 from oppiva.loyalty.models import Event, EventGuest, Rsvp, ValueMeasure
 from oppiva.privacy import service as privacy
 from oppiva.privacy.models import ContactChannel
@@ -268,11 +268,6 @@ def _timeline(
     )
 
 
-def _general(reason: str) -> str:
-    reason = re.sub(r" on \d{4}-\d{2}-\d{2} \(.*\)$", "", reason)
-    return re.sub(r"^customer \d+ is ", "customer is ", reason)
-
-
 def invite(session: Session, key: str, *, at: datetime | None = None) -> Invitations:
     """Invite the best-ranked customers who may be contacted until the event has its
     `invite_count` guests; each invitation goes on the customer's timeline."""
@@ -299,7 +294,7 @@ def invite(session: Session, key: str, *, at: datetime | None = None) -> Invitat
                 session, ranked.customer_id, event.purpose, event.channel, moment
             )
             if not decision:
-                left_out[_general(decision.reason)] += 1
+                left_out[general_reason(decision.reason)] += 1
                 continue
             guest = EventGuest(
                 event_id=event.id,
@@ -367,17 +362,22 @@ def rsvp(
             )
     guest.rsvp = answer_.value
     guest.rsvp_at = moment
+    _from_guest(session, event, guest, f"Answered {answer_.value} to", moment)
+    return guest
+
+
+def _from_guest(session: Session, event: Event, guest: EventGuest, what: str, at: datetime) -> None:
+    """What the guest did (`Answered yes to`, `Attended`) about the event, on their timeline."""
     _timeline(
         session,
         guest.customer_id,
         event,
         Channel.EVENT,
         Direction.INBOUND,
-        f"Answered {answer_.value} to {event.name} ({_when(event)})",
-        moment,
+        f"{what} {event.name} ({_when(event)})",
+        at,
     )
     session.flush()
-    return guest
 
 
 @dataclass(frozen=True)
@@ -400,16 +400,7 @@ def attend(
     recorded = guest.attended_at is None
     if recorded:
         guest.attended_at = _moment(at)
-        _timeline(
-            session,
-            guest.customer_id,
-            event,
-            Channel.EVENT,
-            Direction.INBOUND,
-            f"Attended {event.name} ({_when(event)})",
-            guest.attended_at,
-        )
-        session.flush()
+        _from_guest(session, event, guest, "Attended", guest.attended_at)
     return Attendance(guest, recorded, _award_attendance(session, event, guest))
 
 
