@@ -112,30 +112,34 @@ def prepared_log_likelihood(
         beta1 = betaln(a, b + counts) - base
         rx = r + x
         inverse_b = 1 / (b + counts1)  # 1/(b+x-1)
+        inverse_b_row = inverse_b[ix]
         d = (np.log(a) + np.log(inverse_b))[ix]
         d -= rx * g
         # log(1 + e^d), s = e^d / (1 + e^d) and s(1-s) from one exponential of -|d| <= 0
         small = np.exp(-np.abs(d))
-        one_plus = 1 + small
-        log_term = np.maximum(d, 0.0)
-        log_term += np.log(one_plus)
-        share = np.where(d >= 0, 1.0, small)
-        share /= one_plus
-        spread = small / one_plus**2 * weights  # weight times s(1-s)
-        share *= weights  # weight times s
+        inverse = 1 + small
+        ll_rows = float(weights @ np.log(inverse)) + float(weights @ np.maximum(d, 0.0))
+        inverse = 1 / inverse
+        # s = (1 + sign(d) (1 - e^-|d|) / (1 + e^-|d|)) / 2, without a branch
+        share = np.copysign((1 - small) * inverse, d)
+        share += 1
+        share *= weights / 2  # weight times s
+        small *= inverse
+        small *= inverse
+        spread = small  # s (1 - s) = e^-|d| / (1 + e^-|d|)^2
+        spread *= weights
         shift_ab = digamma(a + b) - digamma(a + b + counts)
         d_b1 = digamma(b + counts) - digamma(b) + shift_ab
         ll = per_count @ (gammaln(r + counts) - gammaln(r) + beta1) + total_weight * r * log_alpha
-        ll += float(weights @ log_term) - (r * per_age + x_per_age) @ log_at
+        ll += ll_rows - (r * per_age + x_per_age) @ log_at
         rx_h = rx * h
         d_r = per_count @ (digamma(r + counts) - digamma(r)) + total_weight * log_alpha
         d_r -= per_age @ log_at + float(share @ g)
         d_alpha = total_weight * r / alpha - (r * per_age + x_per_age) @ inverse_at
         d_alpha -= float(share @ rx_h)
-        share_per_count = np.bincount(ix, weights=share, minlength=len(counts))
-        shares = float(share_per_count.sum())
+        shares = float(share.sum())
         d_a = per_count @ shift_ab + shares / a
-        d_b = per_count @ d_b1 - share_per_count @ inverse_b
+        d_b = per_count @ d_b1 - float(share @ inverse_b_row)
         # the first term: functions of x alone, of T alone
         shift2_ab = polygamma(1, a + b) - polygamma(1, a + b + counts)
         hessian = np.zeros((4, 4))
@@ -144,14 +148,20 @@ def prepared_log_likelihood(
         hessian[1, 1] = (r * per_age + x_per_age) @ inverse_at**2 - total_weight * r / alpha**2
         hessian[2, 2] = hessian[2, 3] = per_count @ shift2_ab
         hessian[3, 3] = per_count @ (polygamma(1, b + counts) - polygamma(1, b) + shift2_ab)
-        # the second term: s(1-s) u u' with u = grad d, plus s times the Hessian of d
-        u = np.vstack([g, rx_h, np.full_like(g, 1 / a), inverse_b[ix]])
-        u[[0, 1, 3]] *= -1
-        hessian += (u * spread) @ u.T
+        # the second term: s(1-s) u u' with u = grad d = (-g, -(r+x) h, 1/a, -1/(b+x-1)),
+        # from the products of the three rows that vary (the signs cancel in pairs)
+        varying = (g, rx_h, inverse_b_row)
+        for i, row in zip((0, 1, 3), varying, strict=True):
+            weighted_row = spread * row
+            hessian[min(i, 2), max(i, 2)] -= float(weighted_row.sum()) / a  # u_a = 1/a
+            for j, other in zip((0, 1, 3), varying, strict=True):
+                if j >= i:
+                    hessian[i, j] += float(weighted_row @ other)
+        hessian[2, 2] += float(spread.sum()) / a**2
         hessian[0, 1] -= float(share @ h)
         hessian[1, 1] -= float(share @ (rx * dh))
         hessian[2, 2] -= shares / a**2
-        hessian[3, 3] += share_per_count @ inverse_b**2
+        hessian[3, 3] += float(share @ inverse_b_row**2)
         hessian = np.triu(hessian) + np.triu(hessian, 1).T
         return float(ll), np.array([d_r, d_alpha, d_a, d_b]), hessian
 
