@@ -4,6 +4,7 @@ on both databases."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -321,3 +322,30 @@ def test_invitations_are_the_best_who_may_be_contacted_and_never_twice(db, peopl
         assert sum(done.left_out.values()) <= len(people) - len(expected)
         assert events.invite(session, "gala").invited == []
         session.rollback()
+
+
+def test_parallel_yes_answers_never_take_more_places_than_there_are(db):
+    with db.transaction() as session:
+        shop(session)
+        make_event(session, capacity=3, invite_count=8)
+        guests = []
+        for euros in range(10, 18):
+            customer = make_customer(session)
+            buy(session, customer, "WINE", price=f"{euros}.00")
+            consent(session, customer.id)
+            guests.append(customer.id)
+        assert len(events.invite(session, "gala").invited) == 8
+
+    def answer(customer_id: int) -> bool:
+        try:
+            with db.transaction() as session:
+                events.rsvp(session, "gala", customer_id, "yes")
+        except Conflict:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        accepted = sum(pool.map(answer, guests))
+    assert accepted == 3
+    with db.transaction() as session:
+        assert events.guests(session, "gala").count(events.Rsvp.YES) == 3

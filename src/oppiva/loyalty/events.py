@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from oppiva.config import get_settings
@@ -154,8 +154,17 @@ def create_event(
 
 
 def get_event(session: Session, key: str, *, lock: bool = False) -> Event:
-    query = select(Event).where(Event.key == key)
-    event = session.scalar(query.with_for_update() if lock else query)
+    """The event; with `lock`, after a write to its row that holds writers of the same event
+    back until this transaction ends (on SQLite and PostgreSQL alike), so two answers cannot
+    both take the last place."""
+    if lock:
+        session.execute(
+            update(Event)
+            .where(Event.key == key)
+            .values(capacity=Event.capacity)
+            .execution_options(synchronize_session=False)
+        )
+    event = session.scalar(select(Event).where(Event.key == key))
     if event is None:
         raise NotFound(f"event {key!r} does not exist")
     return event
