@@ -182,13 +182,14 @@ def test_joining_records_consent_and_leaving_keeps_it_and_the_history(db, club_s
         membership = clubs.join(
             session, "baby", customer.id, ["email", "sms"], source="till kamppi"
         )
-        again = clubs.join(session, "baby", customer.id, ["email"], source="web")
-        assert again.id == membership.id
+        again = clubs.join(session, "baby", customer.id, ["email", "post"], source="web")
+        assert (again.id, again.channels) == (membership.id, "email,sms,post")
         history = privacy.consent_history(session, customer.id)
         assert [(e.purpose, e.channel, e.status, e.source, e.note) for e in history] == [
             ("marketing", "email", "granted", "till kamppi", "joined club 'baby'"),
             ("marketing", "sms", "granted", "till kamppi", "joined club 'baby'"),
             ("marketing", "email", "granted", "web", "joined club 'baby'"),
+            ("marketing", "post", "granted", "web", "joined club 'baby'"),
         ]
         assert [m.customer_id for m in clubs.members(session, "baby", "sms").members] == [
             customer.id
@@ -217,6 +218,14 @@ def test_joining_refuses_what_it_cannot_record(db, club_shop):
             (lambda: clubs.join(session, "baby", customer.id, ["fax"], source="x"), "channels"),
             (lambda: clubs.join(session, "baby", customer.id, [], source="x"), "channels"),
             (lambda: clubs.join(session, "baby", customer.id, ["email"], source=" "), "source"),
+            (
+                lambda: clubs.join(session, "baby", customer.id, ["email"], source="x" * 101),
+                "source",
+            ),
+            (
+                lambda: clubs.join(session, "baby", customer.id, ["email"], source="x", how="x"),
+                "how",
+            ),
             (
                 lambda: clubs.join(session, "baby", anonymous.id, ["email"], source="x"),
                 "customer_id",

@@ -253,12 +253,13 @@ def join(
     at: datetime | None = None,
 ) -> ClubMembership:
     """The customer joins and consents to the club's communications on `channels`; joining
-    again records the consent again and returns the membership they have."""
+    again records the consent again and returns the membership they have, with any new
+    channels added."""
     club = get_club(session, key)
     customer = _enrolled(session, customer_id)
     if how not in set(ClubMembershipSource):
         known = ", ".join(ClubMembershipSource)
-        raise InvalidInput("source", f"must be one of {known}, not {how!r}")
+        raise InvalidInput("how", f"must be one of {known}, not {how!r}")
     if not channels:
         raise InvalidInput("channels", "name at least one channel the club may use")
     chosen = list(
@@ -266,6 +267,8 @@ def join(
     )
     if not source.strip():
         raise InvalidInput("source", "say where the customer joined (till, web form, phone...)")
+    if len(source.strip()) > 100:
+        raise InvalidInput("source", "is longer than 100 characters")
     moment = _moment(at)
     for channel in chosen:
         privacy.set_consent(
@@ -274,12 +277,15 @@ def join(
             purpose=club.purpose,
             channel=channel.value,
             status="granted",
-            source=source.strip()[:100],
+            source=source.strip(),
             effective_at=moment,
             note=f"joined club {club.key!r}",
         )
     membership = _current(session, club, customer.id)
     if membership is not None:
+        known = membership.channels.split(",")
+        membership.channels = ",".join(known + [c.value for c in chosen if c.value not in known])
+        session.flush()
         return membership
     membership = ClubMembership(
         club_id=club.id,
