@@ -16,7 +16,7 @@ from oppiva.api.app import create_app
 from oppiva.customers import service as customers
 from oppiva.db import Store
 from oppiva.errors import Conflict, InvalidInput, NotFound
-from oppiva.loyalty import ledger, rewards, tiers
+from oppiva.loyalty import ledger, rewards, tiers, voucher_codes, vouchers
 from oppiva.loyalty.models import Membership
 from oppiva.privacy.service import export_person
 from tests.cli.conftest import Cli, error_line
@@ -169,7 +169,7 @@ def test_a_retired_reward_leaves_the_catalogue_and_cannot_be_redeemed(db, shop):
         assert "evening" in [
             r.key for r in rewards.catalogue(session, "plussa", include_retired=True)
         ]
-        assert rewards.check(session, voucher.code, AT).verdict == "valid"
+        assert vouchers.check(session, voucher.code, AT).verdict == "valid"
     with db.transaction() as session, pytest.raises(InvalidInput, match="retired"):
         redeem(session, shop, "evening", "2", option="spa")
     with db.transaction() as session:
@@ -241,7 +241,7 @@ def test_redeeming_spends_the_points_and_issues_a_voucher_once_per_request(db, s
             "An evening out",
             "Spa entry",
         )
-        assert entry["voucher"] == rewards.format_code(voucher.code)
+        assert entry["voucher"] == voucher_codes.format_code(voucher.code)
     with db.transaction() as session, pytest.raises(Conflict, match="other values"):
         redeem(session, shop, "evening", "R1", option="cinema")
 
@@ -262,7 +262,7 @@ def test_a_redemption_refused_spends_nothing(db, shop, reward, option, place, re
     assert (caught.value.field, reason in caught.value.reason) == (place, True)
     with db.transaction() as session:
         assert ledger.balance(session, "plussa", shop, AT).available == 1000
-        assert rewards.vouchers(session, "plussa", shop) == []
+        assert vouchers.vouchers(session, "plussa", shop) == []
 
 
 def test_not_enough_points_and_unknown_names_are_refused(db, shop):
@@ -289,44 +289,44 @@ def test_a_spend_request_already_recorded_is_not_turned_into_a_redemption(db, sh
 # --- codes ------------------------------------------------------------------------------
 
 
-@given(st.text(alphabet=rewards.ALPHABET, min_size=15, max_size=15))
+@given(st.text(alphabet=voucher_codes.ALPHABET, min_size=15, max_size=15))
 def test_every_code_with_its_check_character_reads_back(body):
-    code = body + rewards.check_character(body)
-    assert rewards.normalise_code(rewards.format_code(code).lower()) == code
+    code = body + voucher_codes.check_character(body)
+    assert voucher_codes.normalise_code(voucher_codes.format_code(code).lower()) == code
 
 
 @given(
-    st.text(alphabet=rewards.ALPHABET, min_size=15, max_size=15),
+    st.text(alphabet=voucher_codes.ALPHABET, min_size=15, max_size=15),
     st.integers(0, 15),
     st.integers(1, 31),
 )
 def test_any_one_mistyped_character_is_told_apart(body, place, shift):
-    code = body + rewards.check_character(body)
-    wrong = rewards.ALPHABET[(rewards.ALPHABET.index(code[place]) + shift) % 32]
+    code = body + voucher_codes.check_character(body)
+    wrong = voucher_codes.ALPHABET[(voucher_codes.ALPHABET.index(code[place]) + shift) % 32]
     typo = code[:place] + wrong + code[place + 1 :]
     with pytest.raises(InvalidInput, match="mistyped"):
-        rewards.normalise_code(typo)
+        voucher_codes.normalise_code(typo)
 
 
-@given(st.text(alphabet=rewards.ALPHABET, min_size=15, max_size=15), st.integers(0, 14))
+@given(st.text(alphabet=voucher_codes.ALPHABET, min_size=15, max_size=15), st.integers(0, 14))
 def test_two_neighbours_swapped_are_told_apart_unless_0_and_z(body, place):
-    code = body + rewards.check_character(body)
+    code = body + voucher_codes.check_character(body)
     a, b = code[place], code[place + 1]
     swapped = code[:place] + b + a + code[place + 2 :]
     if a == b or {a, b} == {"0", "Z"}:
         return
     with pytest.raises(InvalidInput, match="mistyped"):
-        rewards.normalise_code(swapped)
+        voucher_codes.normalise_code(swapped)
 
 
 def test_new_codes_are_random_and_typeable():
-    codes = {rewards.new_code() for _ in range(2000)}
+    codes = {voucher_codes.new_code() for _ in range(2000)}
     assert len(codes) == 2000
     code = codes.pop()
-    assert rewards.normalise_code(code.replace("0", "o").replace("1", "l")) == code
+    assert voucher_codes.normalise_code(code.replace("0", "o").replace("1", "l")) == code
     for typed, reason in [("ABCD-EFGH-U", "'U'"), ("ABCD", "16 characters, not 4")]:
         with pytest.raises(InvalidInput, match=reason):
-            rewards.normalise_code(typed)
+            voucher_codes.normalise_code(typed)
 
 
 # --- at the till ------------------------------------------------------------------------
@@ -335,44 +335,44 @@ def test_new_codes_are_random_and_typeable():
 def test_the_till_checks_uses_once_and_refuses_a_second_receipt(db, shop):
     with db.transaction() as session:
         code = redeem(session, shop, "evening", "R1", option="cinema").code
-    shown = rewards.format_code(code)
+    shown = voucher_codes.format_code(code)
     with db.transaction() as session:
-        result = rewards.check(session, shown.lower(), AT)
+        result = vouchers.check(session, shown.lower(), AT)
         assert result.verdict == "valid"
         assert result.voucher is not None
         assert (result.voucher.reward_name, result.voucher.option_name) == (
             "An evening out",
             "Cinema for two",
         )
-        used = rewards.use(session, shown, source="till-1", external_id="K1", at=AT)
-        again = rewards.use(session, code, source="till-1", external_id="K1", at=AT)
+        used = vouchers.use(session, shown, source="till-1", external_id="K1", at=AT)
+        again = vouchers.use(session, code, source="till-1", external_id="K1", at=AT)
         assert used.id == again.id
     with db.transaction() as session, pytest.raises(Conflict, match="till-1/K1"):
-        rewards.use(session, code, source="till-2", external_id="K2", at=AT)
+        vouchers.use(session, code, source="till-2", external_id="K2", at=AT)
     with db.transaction() as session:
-        assert rewards.check(session, code, AT).verdict == "used"
-        assert rewards.vouchers(session, "plussa", shop)[0].used_on == "till-1/K1"
+        assert vouchers.check(session, code, AT).verdict == "used"
+        assert vouchers.vouchers(session, "plussa", shop)[0].used_on == "till-1/K1"
     with db.transaction() as session, pytest.raises(Conflict, match="cannot be cancelled"):
-        rewards.cancel(session, code, reason="r", staff="s", at=AT)
+        vouchers.cancel(session, code, reason="r", staff="s", at=AT)
 
 
 def test_unknown_mistyped_and_expired_codes_are_told_apart(db, shop):
     with db.transaction() as session:
         code = redeem(session, shop, "evening", "R1", option="spa").code
     body = "0" * 15
-    unknown = body + rewards.check_character(body)
+    unknown = body + voucher_codes.check_character(body)
     typo = ("1" if code[0] != "1" else "2") + code[1:]
     late = AT + timedelta(days=10)
     with db.transaction() as session:
-        assert rewards.check(session, unknown, AT).verdict == "unknown"
-        assert rewards.check(session, typo, AT).verdict == "mistyped"
-        assert rewards.check(session, code, late).verdict == "expired"
+        assert vouchers.check(session, unknown, AT).verdict == "unknown"
+        assert vouchers.check(session, typo, AT).verdict == "mistyped"
+        assert vouchers.check(session, code, late).verdict == "expired"
         with pytest.raises(NotFound):
-            rewards.use(session, unknown, source="t", external_id="1", at=AT)
+            vouchers.use(session, unknown, source="t", external_id="1", at=AT)
         with pytest.raises(InvalidInput, match="mistyped"):
-            rewards.use(session, typo, source="t", external_id="1", at=AT)
+            vouchers.use(session, typo, source="t", external_id="1", at=AT)
     with db.transaction() as session, pytest.raises(Conflict, match="expired"):
-        rewards.use(session, code, source="t", external_id="1", at=late)
+        vouchers.use(session, code, source="t", external_id="1", at=late)
 
 
 def test_cancelling_returns_points_and_stock_in_the_ledger(db, shop):
@@ -381,8 +381,8 @@ def test_cancelling_returns_points_and_stock_in_the_ledger(db, shop):
         assert rewards.get_reward(session, "plussa", "coffee").stock_left == 1
     later = AT + timedelta(hours=1)
     with db.transaction() as session:
-        rewards.cancel(session, code, reason="wrong reward", staff="eeva", at=later)
-        again = rewards.cancel(session, code, reason="twice", staff="eeva", at=later)
+        vouchers.cancel(session, code, reason="wrong reward", staff="eeva", at=later)
+        again = vouchers.cancel(session, code, reason="twice", staff="eeva", at=later)
         assert again.cancel_reason == "wrong reward"
         assert rewards.get_reward(session, "plussa", "coffee").stock_left == 2
         assert ledger.balance(session, "plussa", shop, later).available == 1000
@@ -393,11 +393,11 @@ def test_cancelling_returns_points_and_stock_in_the_ledger(db, shop):
             "eeva",
             "Coffee and a bun",
         )
-        assert rewards.check(session, code, later).verdict == "cancelled"
+        assert vouchers.check(session, code, later).verdict == "cancelled"
         # the cancelled redemption does not count towards the limit
         redeem(session, shop, "coffee", "R2")
     with db.transaction() as session, pytest.raises(Conflict, match="cancelled"):
-        rewards.use(session, code, source="t", external_id="1", at=later)
+        vouchers.use(session, code, source="t", external_id="1", at=later)
 
 
 # --- personal data ----------------------------------------------------------------------
@@ -421,7 +421,7 @@ def test_the_export_lists_vouchers_and_a_merge_moves_them(db, shop):
     with db.transaction() as session:
         customers.merge_customers(session, survivor, shop, reason="same", actor="t")
     with db.transaction() as session:
-        result = rewards.check(session, code, AT)
+        result = vouchers.check(session, code, AT)
         assert result.voucher is not None
         assert result.voucher.customer_id == survivor
 

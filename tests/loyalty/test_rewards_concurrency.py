@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from oppiva.db import Store
 from oppiva.errors import Conflict, InvalidInput
-from oppiva.loyalty import ledger, rewards
+from oppiva.loyalty import ledger, rewards, vouchers
 from oppiva.loyalty.models import Voucher, VoucherStatus
 from tests.factories import make_customer
 from tests.loyalty.conftest import WHEN
@@ -133,7 +133,7 @@ def test_a_voucher_is_used_once_whatever_races_for_it(db: Store, member: int) ->
 
     def use(i: int) -> bool:
         with db.transaction() as session:
-            rewards.use(session, first, source="till", external_id=f"K{i}", at=AT)
+            vouchers.use(session, first, source="till", external_id=f"K{i}", at=AT)
         return True
 
     assert parallel(use, 12) == 1
@@ -142,9 +142,9 @@ def test_a_voucher_is_used_once_whatever_races_for_it(db: Store, member: int) ->
     def use_or_cancel(i: int) -> bool:
         with db.transaction() as session:
             if i % 2:
-                rewards.use(session, second, source="till", external_id=f"K{i}", at=AT)
+                vouchers.use(session, second, source="till", external_id=f"K{i}", at=AT)
             else:
-                rewards.cancel(session, second, reason="race", staff="test", at=AT)
+                vouchers.cancel(session, second, reason="race", staff="test", at=AT)
         return True
 
     winners = parallel(use_or_cancel, 12)

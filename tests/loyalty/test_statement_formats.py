@@ -15,7 +15,7 @@ from sqlalchemy import select
 from oppiva.access.models import AuditEntry
 from oppiva.api.app import create_app
 from oppiva.db import Store
-from oppiva.loyalty import ledger, rewards, statement_formats
+from oppiva.loyalty import ledger, rewards, statement_formats, vouchers
 from tests.cli.conftest import Cli, error_line
 from tests.conftest import make_key
 from tests.factories import make_customer
@@ -71,7 +71,7 @@ def account(db: Store) -> int:
             external_id="1",
             at=AT,
         )
-        rewards.use(session, used.code, source="till", external_id="K1", at=AT)
+        vouchers.use(session, used.code, source="till", external_id="K1", at=AT)
         cancelled = rewards.redeem(
             session,
             "plussa",
@@ -82,7 +82,7 @@ def account(db: Store) -> int:
             external_id="2",
             at=AT,
         )
-        rewards.cancel(session, cancelled.code, reason="rain", staff="eeva", at=AT)
+        vouchers.cancel(session, cancelled.code, reason="rain", staff="eeva", at=AT)
     return customer
 
 
@@ -126,7 +126,7 @@ class _Text(HTMLParser):
 def test_the_page_is_self_contained_escaped_and_shows_the_member_balance_and_entries(db, account):
     with db.transaction() as session:
         page = statement_formats.to_html(
-            rewards.member_statement(session, "plussa", account, AT + timedelta(days=1))
+            vouchers.member_statement(session, "plussa", account, AT + timedelta(days=1))
         )
     parser = _Text()
     parser.feed(page)
@@ -155,7 +155,7 @@ def test_an_empty_statement_says_so(db):
         ledger.create_programme(session, "plussa", "Plussa")
         customer = make_customer(session).id
         ledger.join(session, "plussa", customer, at=WHEN)
-        page = statement_formats.to_html(rewards.member_statement(session, "plussa", customer))
+        page = statement_formats.to_html(vouchers.member_statement(session, "plussa", customer))
         text = statement_formats.to_csv(ledger.statement(session, "plussa", customer))
     assert "No entries yet." in page and "No rewards redeemed yet." in page
     assert text.splitlines() == [",".join(statement_formats.CSV_COLUMNS)]
@@ -185,6 +185,8 @@ def test_the_cli_writes_csv_json_and_the_page(db, account, tmp_path):
         str(tmp_path / "no" / "such" / "dir.html"),
     )
     assert "--output" in error_line(bad)
+    table_to_file = cli("loyalty", "statement", "plussa", str(account), "--output", str(page))
+    assert "--format" in error_line(table_to_file)
     assert (
         "--format" in cli("loyalty", "statement", "plussa", str(account), "--format", "pdf").stderr
     )

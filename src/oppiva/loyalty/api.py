@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
@@ -14,13 +15,29 @@ from oppiva.api.deps import DbSession
 from oppiva.api.security import Access, require
 from oppiva.db import MAX_ID, utcnow
 from oppiva.errors import InvalidInput
-from oppiva.loyalty import clubs, events, ledger, rewards, service, statement_formats, tiers
+from oppiva.loyalty import (
+    behaviour,
+    clubs,
+    events,
+    ledger,
+    rewards,
+    service,
+    silent,
+    statement_formats,
+    tiers,
+    vouchers,
+)
 from oppiva.loyalty.clubs import ClubDefinition
 from oppiva.loyalty.rewards import RewardDefinition
 from oppiva.loyalty.rules import _place_and_reason
 from oppiva.loyalty.schemas import (
     AttendanceOut,
     BalanceOut,
+    BehaviourAwardOut,
+    BehaviourIn,
+    BenefitIn,
+    BenefitOut,
+    BudgetOut,
     ClubDeclineIn,
     ClubIn,
     ClubJoinIn,
@@ -30,6 +47,8 @@ from oppiva.loyalty.schemas import (
     ClubSuggestionsOut,
     EventIn,
     EventOut,
+    GrantIn,
+    GrantOut,
     GuestListOut,
     GuestOut,
     InvitationsOut,
@@ -42,6 +61,9 @@ from oppiva.loyalty.schemas import (
     RewardIn,
     RewardOut,
     RsvpIn,
+    SelectionOut,
+    SilentSettingsIn,
+    SilentSettingsOut,
     StatementEntryOut,
     VoucherCancelIn,
     VoucherCheckOut,
@@ -179,7 +201,7 @@ def redeem(
         external_id=body.external_id,
     )
     access.audit(session, "loyalty.redeem", [customer_id], programme=key, reward=body.reward)
-    return VoucherOut.of(rewards.view(session, voucher))
+    return VoucherOut.of(vouchers.view(session, voucher))
 
 
 @router.get("/programmes/{key}/members/{customer_id}/vouchers", response_model=list[VoucherOut])
@@ -187,7 +209,7 @@ def member_vouchers(
     key: Key, customer_id: CustomerId, session: DbSession, access: Reader
 ) -> list[VoucherOut]:
     """The member's vouchers, the newest first."""
-    found = rewards.vouchers(session, key, customer_id)
+    found = vouchers.vouchers(session, key, customer_id)
     access.audit(session, "loyalty.vouchers.read", [customer_id], programme=key)
     return [VoucherOut.of(voucher) for voucher in found]
 
@@ -196,7 +218,7 @@ def member_vouchers(
 def check_voucher(code: Code, session: DbSession, access: Reader) -> VoucherCheckOut:
     """Whether the code can be used now: valid, unknown, mistyped, used, expired or cancelled
     (always 200: the verdict is the answer)."""
-    result = rewards.check(session, code)
+    result = vouchers.check(session, code)
     shown = VoucherOut.of(result.voucher) if result.voucher is not None else None
     if shown is not None:
         access.audit(session, "loyalty.voucher.read", [shown.customer_id], voucher=shown.code)
@@ -207,8 +229,8 @@ def check_voucher(code: Code, session: DbSession, access: Reader) -> VoucherChec
 def use_voucher(code: Code, body: VoucherUseIn, session: DbSession, access: Writer) -> VoucherOut:
     """Use the voucher on the receipt, once: the same receipt again answers the same; another
     receipt, or a used, cancelled or expired voucher, is 409."""
-    voucher = rewards.use(session, code, source=body.source, external_id=body.external_id)
-    shown = VoucherOut.of(rewards.view(session, voucher))
+    voucher = vouchers.use(session, code, source=body.source, external_id=body.external_id)
+    shown = VoucherOut.of(vouchers.view(session, voucher))
     access.audit(session, "loyalty.voucher.use", [shown.customer_id], voucher=shown.code)
     return shown
 
@@ -218,8 +240,8 @@ def cancel_voucher(
     code: Code, body: VoucherCancelIn, session: DbSession, access: Writer
 ) -> VoucherOut:
     """Cancel an unused voucher: its points come back to the member, its unit to the stock."""
-    voucher = rewards.cancel(session, code, reason=body.reason, staff=access.principal.actor)
-    shown = VoucherOut.of(rewards.view(session, voucher))
+    voucher = vouchers.cancel(session, code, reason=body.reason, staff=access.principal.actor)
+    shown = VoucherOut.of(vouchers.view(session, voucher))
     access.audit(session, "loyalty.voucher.cancel", [shown.customer_id], voucher=shown.code)
     return shown
 
@@ -249,7 +271,7 @@ def statement_html(
     key: Key, customer_id: CustomerId, session: DbSession, access: Reader
 ) -> HTMLResponse:
     """The member's statement as a printable page."""
-    document = rewards.member_statement(session, key, customer_id)
+    document = vouchers.member_statement(session, key, customer_id)
     access.audit(session, "loyalty.statement.read", [customer_id], programme=key, format="html")
     return HTMLResponse(statement_formats.to_html(document))
 
@@ -452,3 +474,113 @@ def record_attendance(
 
 
 # --- silent programmes, budgets and behaviour ---
+
+BenefitKey = Annotated[str, Path(min_length=1, max_length=40)]
+
+
+@router.post("/behaviour", response_model=list[BehaviourAwardOut])
+def record_behaviour(
+    body: BehaviourIn, session: DbSession, access: Writer
+) -> list[BehaviourAwardOut]:
+    """A behaviour event (feedback given, referral, app installed, event attended): the points
+    each of the customer's programmes gives for it, once per (source, external id)."""
+    awards = behaviour.award(
+        session,
+        body.customer_id,
+        body.event,
+        source=body.source,
+        external_id=body.external_id,
+        at=body.at,
+    )
+    access.audit(session, "loyalty.behaviour", [body.customer_id], event=body.event)
+    return [BehaviourAwardOut.model_validate(asdict(award)) for award in awards]
+
+
+@router.get("/programmes/{key}/silent", response_model=SilentSettingsOut)
+def get_silent(key: Key, session: DbSession, access: Reader) -> SilentSettingsOut:
+    """A silent programme's selection criteria, control share, budget and target."""
+    return SilentSettingsOut.of(key, silent.get_settings(session, key))
+
+
+@router.patch("/programmes/{key}/silent", response_model=SilentSettingsOut)
+def set_silent(
+    key: Key, body: SilentSettingsIn, session: DbSession, access: Writer
+) -> SilentSettingsOut:
+    """Change the settings given (criteria checked, errors with line and column)."""
+    settings = silent.configure(session, key, **body.model_dump(exclude_unset=True))
+    access.audit(session, "loyalty.silent.set", programme=key)
+    return SilentSettingsOut.of(key, settings)
+
+
+@router.post("/programmes/{key}/selection", response_model=SelectionOut)
+def run_selection(key: Key, session: DbSession, access: Writer) -> SelectionOut:
+    """Enrol who matches the criteria in the latest analysis, hold out the control share,
+    end the stints of who no longer matches."""
+    result = silent.select_members(session, key)
+    touched = result.enrolled + result.held_out + result.ended
+    access.audit(session, "loyalty.silent.select", touched or [None], programme=key)
+    return SelectionOut.model_validate(asdict(result))
+
+
+@router.get("/programmes/{key}/benefits", response_model=list[BenefitOut])
+def list_benefits(key: Key, session: DbSession, access: Reader) -> list[BenefitOut]:
+    """The silent programme's benefits catalogue, by key."""
+    return [BenefitOut.of(b) for b in silent.benefits(session, key)]
+
+
+@router.put("/programmes/{key}/benefits/{benefit}", response_model=BenefitOut)
+def put_benefit(
+    key: Key, benefit: BenefitKey, body: BenefitIn, session: DbSession, access: Writer
+) -> BenefitOut:
+    """Create or change the benefit under its key; grants made keep their cost."""
+    kept = silent.set_benefit(
+        session, key, benefit, name=body.name, kind=body.kind, unit_cost_eur=body.unit_cost_eur
+    )
+    access.audit(session, "loyalty.benefit.set", programme=key, benefit=benefit)
+    return BenefitOut.of(kept)
+
+
+@router.post(
+    "/programmes/{key}/grants", response_model=GrantOut, status_code=status.HTTP_201_CREATED
+)
+def grant_benefit(key: Key, body: GrantIn, session: DbSession, access: Writer) -> GrantOut:
+    """Give a member a benefit, its cost recorded; beyond the budget it is 409."""
+    granted = silent.grant(
+        session,
+        key,
+        body.customer_id,
+        body.benefit,
+        quantity=body.quantity,
+        source=body.source,
+        external_id=body.external_id,
+        note=body.note,
+        staff=access.principal.actor,
+    )
+    access.audit(session, "loyalty.benefit.grant", [body.customer_id], programme=key)
+    return GrantOut(
+        id=granted.id,
+        programme=key,
+        customer_id=granted.customer_id,
+        benefit=body.benefit,
+        quantity=granted.quantity,
+        cost_eur=(Decimal(granted.cost_cents) / 100).quantize(Decimal("0.01")),
+        granted_at=granted.granted_at,
+        source=granted.source,
+        external_id=granted.external_id,
+        note=granted.note,
+        staff=granted.staff,
+    )
+
+
+@router.get("/programmes/{key}/budget", response_model=BudgetOut)
+def get_budget(key: Key, session: DbSession, access: Reader) -> BudgetOut:
+    """Investment so far against the result so far, their ratio, and the recorded history."""
+    return BudgetOut.of(silent.budget(session, key))
+
+
+@router.post("/programmes/{key}/budget/snapshots", response_model=BudgetOut)
+def record_budget(key: Key, session: DbSession, access: Writer) -> BudgetOut:
+    """Measure the budget now and keep the measure in its history."""
+    report = silent.budget(session, key, record=True)
+    access.audit(session, "loyalty.budget.record", programme=key)
+    return BudgetOut.of(report)

@@ -8,6 +8,7 @@ import sys
 import uuid
 from dataclasses import asdict
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -17,9 +18,22 @@ from rich.table import Table
 
 from oppiva.cli.common import actor, audit, console, fail, print_json, unit_of_work
 from oppiva.db import utcnow
-from oppiva.loyalty import clubs, events, ledger, rewards, service, statement_formats, tiers
+from oppiva.loyalty import (
+    behaviour,
+    clubs,
+    events,
+    ledger,
+    rewards,
+    service,
+    silent,
+    statement_formats,
+    tiers,
+)
+from oppiva.loyalty import vouchers as voucher_service
 from oppiva.loyalty.models import ClubMembershipSource, ProgrammeKind
 from oppiva.loyalty.schemas import (
+    BenefitOut,
+    BudgetOut,
     ClubMembersOut,
     ClubOut,
     ClubSuggestionsOut,
@@ -30,6 +44,7 @@ from oppiva.loyalty.schemas import (
     ProgrammeOut,
     RankedOut,
     RewardOut,
+    SilentSettingsOut,
     VoucherOut,
     tier_fields,
 )
@@ -179,8 +194,10 @@ def statement(
     """Every earning, spend, expiry, reversal and adjustment of the member, with the rule that
     caused it and the balance; redemptions name the reward and the voucher."""
     fmt = StatementFormat.CSV if as_csv else fmt
+    if output is not None and fmt == StatementFormat.TABLE:
+        raise fail("--output: give --format json, csv or html with it")
     with unit_of_work(ctx) as session:
-        document = rewards.member_statement(session, key, customer_id)
+        document = voucher_service.member_statement(session, key, customer_id)
         audit(session, "loyalty.statement.read", [customer_id], programme=key, format=str(fmt))
         text = (
             statement_formats.to_html(document)
@@ -374,7 +391,7 @@ def redeem(
             external_id=external_id,
         )
         audit(session, "loyalty.redeem", [customer_id], programme=key, reward=reward)
-        shown = VoucherOut.of(rewards.view(session, voucher))
+        shown = VoucherOut.of(voucher_service.view(session, voucher))
     if json:
         print_json(shown.model_dump(mode="json"))
         return
@@ -405,17 +422,17 @@ def voucher(
     with unit_of_work(ctx) as session:
         if use:
             source, external_id = _request_option(receipt, "--receipt")
-            used = rewards.use(session, code, source=source, external_id=external_id)
-            shown: VoucherOut | None = VoucherOut.of(rewards.view(session, used))
+            used = voucher_service.use(session, code, source=source, external_id=external_id)
+            shown: VoucherOut | None = VoucherOut.of(voucher_service.view(session, used))
             verdict, message = "used", f"used on {source}/{external_id}"
             action = "loyalty.voucher.use"
         elif cancel:
-            cancelled = rewards.cancel(session, code, reason=reason or "", staff=actor())
-            shown = VoucherOut.of(rewards.view(session, cancelled))
+            cancelled = voucher_service.cancel(session, code, reason=reason or "", staff=actor())
+            shown = VoucherOut.of(voucher_service.view(session, cancelled))
             verdict, message = "cancelled", "cancelled; points and stock returned"
             action = "loyalty.voucher.cancel"
         else:
-            result = rewards.check(session, code)
+            result = voucher_service.check(session, code)
             shown = VoucherOut.of(result.voucher) if result.voucher is not None else None
             verdict, message = result.verdict, result.message
             action = "loyalty.voucher.read"
@@ -441,7 +458,7 @@ def voucher(
 def vouchers(ctx: typer.Context, key: Key, customer_id: CustomerId, json: JsonFlag = False) -> None:
     """The member's vouchers, the newest first."""
     with unit_of_work(ctx) as session:
-        found = [VoucherOut.of(v) for v in rewards.vouchers(session, key, customer_id)]
+        found = [VoucherOut.of(v) for v in voucher_service.vouchers(session, key, customer_id)]
         audit(session, "loyalty.vouchers.read", [customer_id], programme=key)
     if json:
         print_json([v.model_dump(mode="json") for v in found])
@@ -808,3 +825,258 @@ def events_guests(
 
 
 # --- silent programmes, budgets and behaviour ---
+
+
+class BehaviourEventName(StrEnum):
+    FEEDBACK_GIVEN = "feedback_given"
+    REFERRAL = "referral"
+    APP_INSTALLED = "app_installed"
+    EVENT_ATTENDED = "event_attended"
+
+
+class BenefitKind(StrEnum):
+    DISCOUNT = "discount"
+    RELATIONSHIP = "relationship"
+    SERVICE = "service"
+
+
+class Target(StrEnum):
+    CONTROL = "control"
+    BASELINE = "baseline"
+
+
+def _when(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise fail(
+            f"{option}: {value!r} is no date and time, e.g. 2026-05-04T10:00+03:00"
+        ) from None
+    if moment.tzinfo is None:
+        raise fail(f"{option}: needs a time zone, e.g. 2026-05-04T10:00+03:00")
+    return moment
+
+
+@app.command("behaviour")
+def behaviour_command(
+    ctx: typer.Context,
+    customer_id: CustomerId,
+    event: Annotated[BehaviourEventName, typer.Argument(help="What the customer did.")],
+    source: Annotated[str, typer.Option(help="Where the event comes from, e.g. app.")] = "cli",
+    external_id: Annotated[
+        str | None,
+        typer.Option(help="The event's id at the source: the same id again earns nothing."),
+    ] = None,
+    at: Annotated[str | None, typer.Option(help="When, with a time zone; now by default.")] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Award the behaviour points of an event in every programme the customer is a member of."""
+    moment = _when(at, "--at")
+    with unit_of_work(ctx) as session:
+        awards = behaviour.award(
+            session,
+            customer_id,
+            str(event),
+            source=source,
+            external_id=external_id or f"{actor()}:{uuid.uuid4()}",
+            at=moment,
+        )
+        audit(session, "loyalty.behaviour", [customer_id], event=str(event))
+    if json:
+        print_json([asdict(award) for award in awards])
+        return
+    if not awards:
+        console.print(f"No programme of customer {customer_id} rewards {event}.", markup=False)
+    for award in awards:
+        hidden = "" if award.visible else " (silent: not shown to the customer)"
+        notes = f" ({'; '.join(award.notes)})" if award.notes else ""
+        console.print(f"{award.programme}: {award.points} points{notes}{hidden}", markup=False)
+
+
+@app.command("silent")
+def silent_command(
+    ctx: typer.Context,
+    key: Key,
+    criteria: Annotated[
+        str | None, typer.Option(help='Whom to select, e.g. "visits_365d >= 20".')
+    ] = None,
+    control_percent: Annotated[
+        int | None, typer.Option(help="Percent of the matching held out as control (0-90).")
+    ] = None,
+    budget_eur: Annotated[
+        str | None, typer.Option("--budget", help="The investment limit in euros.")
+    ] = None,
+    no_budget: Annotated[bool, typer.Option("--no-budget", help="Remove the limit.")] = False,
+    point_value_cents: Annotated[
+        str | None, typer.Option(help="What one point is worth, in cents, for the budget.")
+    ] = None,
+    target: Annotated[
+        Target | None, typer.Option(help="control (against the control group) or baseline.")
+    ] = None,
+    target_eur: Annotated[
+        str | None, typer.Option(help="The extra spend the programme is meant to bring.")
+    ] = None,
+    period_days: Annotated[
+        int | None, typer.Option(help="Days of the baseline before selection.")
+    ] = None,
+    json: JsonFlag = False,
+) -> None:
+    """A silent programme's selection, control group, budget and target; options change them."""
+    with unit_of_work(ctx) as session:
+        settings = silent.configure(
+            session,
+            key,
+            criteria=criteria,
+            control_percent=control_percent,
+            budget_eur=_decimal(budget_eur, "--budget"),
+            point_value_cents=_decimal(point_value_cents, "--point-value-cents"),
+            target=str(target) if target is not None else None,
+            target_eur=_decimal(target_eur, "--target-eur"),
+            period_days=period_days,
+            clear_budget=no_budget,
+        )
+        data = SilentSettingsOut.of(key, settings).model_dump(mode="json")
+        if any(
+            v is not None
+            for v in (criteria, control_percent, budget_eur, point_value_cents, target, target_eur)
+        ) or (period_days is not None or no_budget):
+            audit(session, "loyalty.silent.set", programme=key)
+    if json:
+        print_json(data)
+        return
+    for name, value in data.items():
+        console.print(f"{name}: {'-' if value is None else value}", markup=False)
+
+
+def _decimal(value: str | None, option: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(value)
+    except ArithmeticError:
+        raise fail(f"{option}: {value!r} is no number") from None
+
+
+@app.command("select")
+def select_command(ctx: typer.Context, key: Key, json: JsonFlag = False) -> None:
+    """Enrol who matches the silent programme's criteria in the latest analysis (anonymous
+    profiles included), hold out the control share, end the stints of who no longer matches."""
+    with unit_of_work(ctx) as session:
+        result = silent.select_members(session, key)
+        touched = result.enrolled + result.held_out + result.ended
+        audit(session, "loyalty.silent.select", touched or [None], programme=key)
+    if json:
+        print_json(asdict(result))
+        return
+    console.print(
+        f"{key}: {result.matched:,} match the analysis of {result.analysis_as_of}; "
+        f"{len(result.enrolled):,} enrolled, {len(result.held_out):,} held out as control, "
+        f"{len(result.ended):,} no longer match; {result.members:,} members, "
+        f"{result.control:,} in control.",
+        markup=False,
+    )
+
+
+@app.command("benefit")
+def benefit_command(
+    ctx: typer.Context,
+    key: Key,
+    benefit: Annotated[str, typer.Argument(help="The benefit's key, e.g. free-delivery.")],
+    name: Annotated[str, typer.Option(help="Its name, e.g. Free delivery.")],
+    kind: Annotated[BenefitKind, typer.Option(help="discount, relationship or service.")],
+    unit_cost: Annotated[str, typer.Option(help="What one costs the business, in euros.")],
+) -> None:
+    """Create or change a benefit of a silent programme's catalogue."""
+    with unit_of_work(ctx) as session:
+        silent.set_benefit(
+            session,
+            key,
+            benefit,
+            name=name,
+            kind=str(kind),
+            unit_cost_eur=_decimal(unit_cost, "--unit-cost") or Decimal(0),
+        )
+        audit(session, "loyalty.benefit.set", programme=key, benefit=benefit)
+    console.print(f"Benefit {benefit} of {key} set.", markup=False)
+
+
+@app.command("benefits")
+def benefits_command(ctx: typer.Context, key: Key, json: JsonFlag = False) -> None:
+    """A silent programme's benefits catalogue."""
+    with unit_of_work(ctx) as session:
+        data = [BenefitOut.of(b).model_dump(mode="json") for b in silent.benefits(session, key)]
+    if json:
+        print_json(data)
+        return
+    table = Table("key", "name", "kind", "unit cost EUR")
+    for row in data:
+        table.add_row(row["key"], row["name"], row["kind"], str(row["unit_cost_eur"]))
+    console.print(table)
+
+
+@app.command("grant")
+def grant_command(
+    ctx: typer.Context,
+    key: Key,
+    customer_id: CustomerId,
+    benefit: Annotated[str, typer.Argument(help="The benefit's key.")],
+    quantity: Annotated[int, typer.Option(help="How many.")] = 1,
+    external_id: Annotated[
+        str | None, typer.Option(help="An id for the grant: the same id again grants nothing.")
+    ] = None,
+    note: Annotated[str | None, typer.Option(help="Why, for the record.")] = None,
+) -> None:
+    """Give a member a benefit; refused beyond the programme's budget."""
+    with unit_of_work(ctx) as session:
+        granted = silent.grant(
+            session,
+            key,
+            customer_id,
+            benefit,
+            quantity=quantity,
+            source="cli",
+            external_id=external_id or f"{actor()}:{uuid.uuid4()}",
+            note=note,
+            staff=actor(),
+        )
+        audit(session, "loyalty.benefit.grant", [customer_id], programme=key, benefit=benefit)
+        cost = Decimal(granted.cost_cents) / 100
+    console.print(
+        f"Granted {quantity} x {benefit} to {customer_id} in {key}: {cost:.2f} EUR.", markup=False
+    )
+
+
+@app.command("budget")
+def budget_command(
+    ctx: typer.Context,
+    key: Key,
+    record: Annotated[
+        bool, typer.Option("--record", help="Keep this measure in the budget's history.")
+    ] = False,
+    json: JsonFlag = False,
+) -> None:
+    """Investment so far (benefits' cost + points' value) against the result so far."""
+    with unit_of_work(ctx) as session:
+        report = silent.budget(session, key, record=record)
+        if record:
+            audit(session, "loyalty.budget.record", programme=key)
+    data = BudgetOut.of(report).model_dump(mode="json")
+    if json:
+        print_json(data)
+        return
+    for name, value in data.items():
+        if name != "history":
+            console.print(f"{name}: {'-' if value is None else value}", markup=False)
+    if report.history:
+        table = Table("at", "members", "investment EUR", "result EUR")
+        for row in report.history:
+            result = row["result_cents"]
+            table.add_row(
+                row["at"],
+                str(row["members"]),
+                f"{row['investment_cents'] / 100:.2f}",
+                "-" if result is None else f"{result / 100:.2f}",
+            )
+        console.print(table)

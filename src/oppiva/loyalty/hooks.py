@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from oppiva.customers.models import CustomerMerge, Interaction
 from oppiva.db import utcnow
-from oppiva.loyalty import behaviour, merging, rewards
+from oppiva.loyalty import behaviour, merging, vouchers
 from oppiva.loyalty.clubs import declines_of, memberships_of
 from oppiva.loyalty.events import invitations_of
 from oppiva.loyalty.ledger import balance, statement
@@ -80,7 +80,7 @@ def oppiva_export_person(session: Session, customer_id: int) -> dict[str, Any]:
                 "tier": membership.tier,
                 "balance": asdict(balance(session, key, customer_id, now)),
                 "statement": statement(session, key, customer_id),
-                "vouchers": rewards.exported(session, key, customer_id),
+                "vouchers": vouchers.exported(session, key, customer_id),
             }
             for membership, key in rows
         ]

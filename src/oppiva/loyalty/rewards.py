@@ -20,9 +20,8 @@ definitions are data, read from YAML or JSON and checked naming the place:
 ```
 
 Redeeming spends the points through `ledger.spend` (FIFO lots, the member's lock) and issues a
-voucher: a random code of 15 Crockford base32 characters and one check character (Luhn mod
-32), shown as `XXXX-XXXX-XXXX-XXXX`, valid `voucher_days` days. The till checks it and uses it
-once; cancelling an unused voucher gives the points back as an adjustment (a new lot,
+voucher (`oppiva.loyalty.voucher_codes`) valid `voucher_days` days. The till checks it and
+uses it once; cancelling an unused voucher gives the points back as an adjustment (a new lot,
 spendable at once) and its unit back to the stock.
 
 Locking. A redemption and a cancellation start with an UPDATE of the reward's row (the
@@ -35,11 +34,10 @@ that requires it to be unused, so no unit is sold twice and no voucher used twic
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import yaml
 from pydantic import (
@@ -53,7 +51,6 @@ from pydantic import (
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
-from oppiva.customers.models import Customer
 from oppiva.db import utcnow
 from oppiva.errors import Conflict, InvalidInput, NotFound
 from oppiva.loyalty import ledger, tiers
@@ -68,10 +65,7 @@ from oppiva.loyalty.models import (
     VoucherStatus,
 )
 from oppiva.loyalty.rules import _place_and_reason
-
-CANCEL_SOURCE = "voucher"
-"""The source of the adjustments that give a cancelled voucher's points back (external id:
-`cancel:<code>`)."""
+from oppiva.loyalty.voucher_codes import format_code, new_code
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 
@@ -420,62 +414,6 @@ def offers(
     return result
 
 
-# --- voucher codes ----------------------------------------------------------------------
-
-ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-"""Crockford's base32: no I, L, O or U, so a code reads aloud and types without confusion."""
-CODE_LENGTH = 16
-_READ_AS = {"O": "0", "I": "1", "L": "1"}
-
-
-def _luhn_sum(code: str, double_first: bool) -> int:
-    """Luhn mod 32 over `code` from its end; doubling starts at the last character when
-    `double_first` (computing a check character) or the one before it (verifying)."""
-    total, factor = 0, 2 if double_first else 1
-    for char in reversed(code):
-        addend = factor * ALPHABET.index(char)
-        total += addend // 32 + addend % 32
-        factor = 3 - factor
-    return total
-
-
-def check_character(body: str) -> str:
-    """The Luhn mod 32 check character of `body`: any one mistyped character, and any two
-    neighbours swapped (but 0 and Z), changes it."""
-    return ALPHABET[(32 - _luhn_sum(body, True) % 32) % 32]
-
-
-def new_code() -> str:
-    """A random voucher code (75 random bits from `secrets`) with its check character."""
-    body = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH - 1))
-    return body + check_character(body)
-
-
-def format_code(code: str) -> str:
-    """The code as people see it: groups of four joined by hyphens."""
-    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
-
-
-def normalise_code(text: str) -> str:
-    """The code as stored, from what was typed: case, spaces and hyphens ignored, O read as 0,
-    I and L as 1. A code that cannot be one is InvalidInput("code", why): mistyped."""
-    if not isinstance(text, str):
-        raise InvalidInput("code", "is required")
-    code = "".join(_READ_AS.get(c, c) for c in text.upper() if c not in " -")
-    wrong = sorted({c for c in code if c not in ALPHABET})
-    if wrong:
-        raise InvalidInput(
-            "code", f"mistyped: {', '.join(map(repr, wrong))} is not in a voucher code"
-        )
-    if len(code) != CODE_LENGTH:
-        raise InvalidInput(
-            "code", f"mistyped: a voucher code has {CODE_LENGTH} characters, not {len(code)}"
-        )
-    if _luhn_sum(code, False) % 32 != 0:
-        raise InvalidInput("code", "mistyped: the check character does not match")
-    return code
-
-
 # --- redemption -------------------------------------------------------------------------
 
 
@@ -572,6 +510,17 @@ def redeem(
         at=at,
         reason=f"reward: {reward.name}" + (f" ({chosen})" if chosen else ""),
     )
+    operation = session.scalars(
+        select(PointsOperation).where(
+            PointsOperation.programme_id == programme.id,
+            PointsOperation.kind == OperationKind.SPEND,
+            PointsOperation.source == source,
+            PointsOperation.external_id == external_id,
+        )
+    ).one()
+    if session.scalar(select(Voucher.id).where(Voucher.spend_operation_id == operation.id)):
+        # The same request for another reward, committed while this one waited for the member.
+        raise Conflict(f"redemption {source}/{external_id} was already recorded with other values")
     if reward.stock_left is not None:
         lowered = cast(
             "CursorResult[Any]",
@@ -585,14 +534,6 @@ def redeem(
         if lowered.rowcount != 1:
             raise InvalidInput("reward", f"{reward_key!r} cannot be redeemed: out of stock")
         session.refresh(reward)
-    operation = session.scalars(
-        select(PointsOperation).where(
-            PointsOperation.programme_id == programme.id,
-            PointsOperation.kind == OperationKind.SPEND,
-            PointsOperation.source == source,
-            PointsOperation.external_id == external_id,
-        )
-    ).one()
     voucher = Voucher(
         code=_unused_code(session),
         programme_id=programme.id,
@@ -619,294 +560,3 @@ def _unused_code(session: Session) -> str:
         code = new_code()
         if session.scalar(select(Voucher.id).where(Voucher.code == code)) is None:
             return code
-
-
-# --- at the till ------------------------------------------------------------------------
-
-Verdict = Literal["valid", "unknown", "mistyped", "used", "expired", "cancelled"]
-
-
-@dataclass(frozen=True)
-class VoucherView:
-    """A voucher as the till, the member and the statement see it."""
-
-    code: str
-    """Formatted, `XXXX-XXXX-XXXX-XXXX`."""
-    status: str
-    """issued, used, cancelled, or expired (issued and past its expiry)."""
-    programme: str
-    customer_id: int
-    reward: str
-    reward_name: str
-    option: str | None
-    option_name: str | None
-    points: int
-    issued_at: datetime
-    expires_at: datetime
-    used_at: datetime | None
-    used_on: str | None
-    """The receipt that used it, as source/external id."""
-    cancelled_at: datetime | None
-    cancel_reason: str | None
-
-
-def view(session: Session, voucher: Voucher, at: datetime | None = None) -> VoucherView:
-    at = _moment(at)
-    reward = session.get_one(Reward, voucher.reward_id)
-    programme = session.get_one(Programme, voucher.programme_id)
-    status = voucher.status
-    if status == VoucherStatus.ISSUED and voucher.expires_at <= at:
-        status = "expired"
-    names = {choice.key: choice.name for choice in options_of(reward)}
-    return VoucherView(
-        code=format_code(voucher.code),
-        status=status,
-        programme=programme.key,
-        customer_id=voucher.customer_id,
-        reward=reward.key,
-        reward_name=reward.name,
-        option=voucher.option,
-        option_name=names.get(voucher.option) if voucher.option else None,
-        points=voucher.points,
-        issued_at=voucher.issued_at,
-        expires_at=voucher.expires_at,
-        used_at=voucher.used_at,
-        used_on=(
-            f"{voucher.used_source}/{voucher.used_external_id}" if voucher.used_source else None
-        ),
-        cancelled_at=voucher.cancelled_at,
-        cancel_reason=voucher.cancel_reason,
-    )
-
-
-@dataclass(frozen=True)
-class Check:
-    """The till's question answered: `verdict` with a sentence, and the voucher when known."""
-
-    verdict: Verdict
-    message: str
-    voucher: VoucherView | None = None
-
-
-def check(session: Session, code: str, at: datetime | None = None) -> Check:
-    """Whether `code` can be used now: valid, or unknown, mistyped, used, expired or cancelled."""
-    at = _moment(at)
-    try:
-        stored = normalise_code(code)
-    except InvalidInput as exc:
-        return Check("mistyped", exc.reason)
-    voucher = session.scalar(select(Voucher).where(Voucher.code == stored))
-    if voucher is None:
-        return Check("unknown", f"no voucher {format_code(stored)}")
-    seen = view(session, voucher, at)
-    what = seen.reward_name + (f" ({seen.option_name})" if seen.option_name else "")
-    messages: dict[str, tuple[Verdict, str]] = {
-        VoucherStatus.ISSUED: ("valid", f"{what}, valid until {seen.expires_at.isoformat()}"),
-        "expired": ("expired", f"{what}: expired {seen.expires_at.isoformat()}"),
-        VoucherStatus.USED: (
-            "used",
-            f"{what}: used {seen.used_at.isoformat() if seen.used_at else ''} on {seen.used_on}",
-        ),
-        VoucherStatus.CANCELLED: (
-            "cancelled",
-            f"{what}: cancelled {seen.cancelled_at.isoformat() if seen.cancelled_at else ''}",
-        ),
-    }
-    verdict, message = messages[seen.status]
-    return Check(verdict, message, seen)
-
-
-def _voucher(session: Session, code: str) -> Voucher:
-    voucher = session.scalar(
-        select(Voucher).where(Voucher.code == code).execution_options(populate_existing=True)
-    )
-    if voucher is None:
-        raise NotFound(f"no voucher {format_code(code)}")
-    return voucher
-
-
-def use(
-    session: Session,
-    code: str,
-    *,
-    source: str,
-    external_id: str,
-    at: datetime | None = None,
-) -> Voucher:
-    """Use the voucher on the receipt (source, external id), once: the same receipt again gets
-    the same answer; another receipt, or a used, cancelled or expired voucher, is a Conflict."""
-    stored = normalise_code(code)
-    source, external_id = _request(source, external_id)
-    at = _moment(at)
-    taken = cast(
-        "CursorResult[Any]",
-        session.execute(
-            update(Voucher)
-            .where(
-                Voucher.code == stored,
-                Voucher.status == VoucherStatus.ISSUED,
-                Voucher.expires_at > at,
-            )
-            .values(
-                status=VoucherStatus.USED,
-                used_at=at,
-                used_source=source,
-                used_external_id=external_id,
-            )
-            .execution_options(synchronize_session=False)
-        ),
-    )
-    voucher = _voucher(session, stored)
-    shown = format_code(stored)
-    if taken.rowcount == 1:
-        return voucher
-    if voucher.status == VoucherStatus.USED:
-        if (voucher.used_source, voucher.used_external_id) == (source, external_id):
-            return voucher
-        raise Conflict(
-            f"voucher {shown} was already used {voucher.used_at.isoformat() if voucher.used_at else ''}"
-            f" on {voucher.used_source}/{voucher.used_external_id}"
-        )
-    if voucher.status == VoucherStatus.CANCELLED:
-        raise Conflict(f"voucher {shown} was cancelled")
-    raise Conflict(f"voucher {shown} expired {voucher.expires_at.isoformat()}")
-
-
-def cancel(
-    session: Session,
-    code: str,
-    *,
-    reason: str,
-    staff: str,
-    at: datetime | None = None,
-) -> Voucher:
-    """Cancel an unused voucher (expired or not): its points come back to the member as an
-    adjustment, spendable at once, and its unit back to the stock. Repeated, it returns the
-    cancelled voucher; a used voucher is a Conflict."""
-    stored = normalise_code(code)
-    reason = _text(reason, "reason", 10_000)
-    staff = _text(staff, "staff", 100)
-    at = _moment(at)
-    owner = select(Voucher.reward_id).where(Voucher.code == stored).scalar_subquery()
-    if not _lock_reward(session, Reward.id == owner):
-        raise NotFound(f"no voucher {format_code(stored)}")
-    voucher = _voucher(session, stored)
-    shown = format_code(stored)
-    if voucher.status == VoucherStatus.CANCELLED:
-        return voucher
-    taken = cast(
-        "CursorResult[Any]",
-        session.execute(
-            update(Voucher)
-            .where(Voucher.id == voucher.id, Voucher.status == VoucherStatus.ISSUED)
-            .values(status=VoucherStatus.CANCELLED, cancelled_at=at, cancel_reason=reason)
-            .execution_options(synchronize_session=False)
-        ),
-    )
-    if taken.rowcount != 1:
-        voucher = _voucher(session, stored)
-        raise Conflict(
-            f"voucher {shown} was used on {voucher.used_source}/{voucher.used_external_id}: "
-            "it cannot be cancelled"
-        )
-    reward = session.get_one(Reward, voucher.reward_id)
-    programme = session.get_one(Programme, voucher.programme_id)
-    operation = ledger.adjust(
-        session,
-        programme.key,
-        voucher.customer_id,
-        voucher.points,
-        reason=f"voucher {shown} cancelled ({reward.name}): {reason}",
-        staff=staff,
-        source=CANCEL_SOURCE,
-        external_id=f"cancel:{stored}",
-        at=at,
-    )
-    session.execute(
-        update(Reward)
-        .where(Reward.id == reward.id, Reward.stock_left.is_not(None))
-        .values(stock_left=Reward.stock_left + 1)
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(Voucher)
-        .where(Voucher.id == voucher.id)
-        .values(cancel_operation_id=operation.id)
-        .execution_options(synchronize_session=False)
-    )
-    return _voucher(session, stored)
-
-
-# --- the member's vouchers and statement ------------------------------------------------
-
-
-def vouchers(
-    session: Session, programme_key: str, customer_id: int, at: datetime | None = None
-) -> list[VoucherView]:
-    """The member's vouchers in the programme, the newest first."""
-    at = _moment(at)
-    programme = ledger.get_programme(session, programme_key)
-    _member(session, programme, customer_id)
-    rows = session.scalars(
-        select(Voucher)
-        .where(Voucher.programme_id == programme.id, Voucher.customer_id == customer_id)
-        .order_by(Voucher.issued_at.desc(), Voucher.id.desc())
-    )
-    return [view(session, voucher, at) for voucher in rows]
-
-
-@dataclass(frozen=True)
-class MemberStatement:
-    """Everything the member's printable statement shows, as of `at`."""
-
-    at: datetime
-    programme_key: str
-    programme_name: str
-    points_name: str
-    customer_id: int
-    member_name: str
-    member_number: int
-    joined_at: datetime
-    tier: str | None
-    balance: ledger.Balance
-    entries: list[dict[str, Any]]
-    vouchers: list[VoucherView]
-
-
-def member_statement(
-    session: Session, programme_key: str, customer_id: int, at: datetime | None = None
-) -> MemberStatement:
-    """The member, their balance, every ledger entry with its rule and their vouchers."""
-    at = _moment(at)
-    programme = ledger.get_programme(session, programme_key)
-    membership = _member(session, programme, customer_id)
-    customer = session.get_one(Customer, customer_id)
-    name = customer.name or " ".join(
-        part for part in (customer.given_name, customer.family_name) if part
-    )
-    tier_names = {tier.key: tier.name for tier in tiers.get_tiers(session, programme_key)}
-    return MemberStatement(
-        at=at,
-        programme_key=programme.key,
-        programme_name=programme.name,
-        points_name=programme.points_name,
-        customer_id=customer_id,
-        member_name=name or f"Customer {customer_id}",
-        member_number=membership.member_number,
-        joined_at=membership.joined_at,
-        tier=tier_names.get(membership.tier, membership.tier) if membership.tier else None,
-        balance=ledger.balance(session, programme_key, customer_id, at),
-        entries=ledger.statement(session, programme_key, customer_id),
-        vouchers=vouchers(session, programme_key, customer_id, at),
-    )
-
-
-def exported(session: Session, programme_key: str, customer_id: int) -> list[dict[str, Any]]:
-    """The member's redemptions and vouchers, JSON-ready, for a subject-access export."""
-    return [
-        {
-            name: value.isoformat() if isinstance(value, datetime) else value
-            for name, value in vars(voucher).items()
-        }
-        for voucher in vouchers(session, programme_key, customer_id)
-    ]

@@ -12,6 +12,7 @@ from oppiva.db import MAX_ID
 from oppiva.loyalty import clubs, events
 from oppiva.loyalty.clubs import SuggestionRule
 from oppiva.loyalty.models import (
+    Benefit,
     Club,
     ClubMembership,
     ClubMembershipSource,
@@ -20,16 +21,18 @@ from oppiva.loyalty.models import (
     Programme,
     Reward,
     Rsvp,
+    SilentSettings,
 )
 from oppiva.loyalty.rewards import (
     Offer,
     RewardDefinition,
     RewardOption,
-    VoucherView,
     options_of,
     tiers_of,
 )
+from oppiva.loyalty.silent import BudgetReport
 from oppiva.loyalty.tiers import TierStatus
+from oppiva.loyalty.vouchers import VoucherView
 from oppiva.privacy.models import ContactChannel
 from oppiva.schemas import InputModel
 
@@ -473,3 +476,170 @@ class AttendanceOut(BaseModel):
 
 
 # --- silent programmes, budgets and behaviour ---
+
+
+def _eur(cents: int) -> Decimal:
+    return (Decimal(cents) / 100).quantize(Decimal("0.01"))
+
+
+def _maybe_euros(cents: int | None) -> Decimal | None:
+    return None if cents is None else _eur(cents)
+
+
+class BehaviourIn(InputModel):
+    """A behaviour event of a customer, named by where it comes from so it counts once."""
+
+    customer_id: int = Field(ge=1, le=MAX_ID)
+    event: Literal["feedback_given", "referral", "app_installed", "event_attended"]
+    source: str = Field(min_length=1, max_length=40)
+    external_id: str = Field(min_length=1, max_length=100)
+    at: AwareDatetime | None = None
+
+
+class BehaviourAwardOut(BaseModel):
+    """What the event earned in one programme; `visible` is false in a silent programme."""
+
+    programme: str
+    kind: str
+    points: int
+    parts: list[dict[str, Any]]
+    notes: list[str]
+    visible: bool
+
+
+class SilentSettingsIn(InputModel):
+    """The settings to change; those left out stay as they are."""
+
+    criteria: str | None = Field(default=None, max_length=4000)
+    control_percent: int | None = Field(default=None, ge=0, le=90)
+    budget_eur: Decimal | None = Field(default=None, ge=0, le=10**11, decimal_places=2)
+    point_value_cents: Decimal | None = Field(default=None, ge=0, le=100_000, decimal_places=4)
+    target: Literal["control", "baseline"] | None = None
+    target_eur: Decimal | None = Field(default=None, ge=0, le=10**11, decimal_places=2)
+    period_days: int | None = Field(default=None, ge=1, le=3660)
+
+
+class SilentSettingsOut(BaseModel):
+    programme: str
+    criteria: str | None
+    control_percent: int
+    budget_eur: Decimal | None
+    point_value_cents: Decimal
+    target: str
+    target_eur: Decimal | None
+    period_days: int
+
+    @classmethod
+    def of(cls, programme: str, settings: SilentSettings) -> SilentSettingsOut:
+        return cls(
+            programme=programme,
+            criteria=settings.criteria,
+            control_percent=settings.control_percent,
+            budget_eur=_maybe_euros(settings.budget_cents),
+            point_value_cents=settings.point_value_cents,
+            target=settings.target,
+            target_eur=_maybe_euros(settings.target_cents),
+            period_days=settings.period_days,
+        )
+
+
+class SelectionOut(BaseModel):
+    """One run of the selection: who was enrolled, held out as control, or ended."""
+
+    programme: str
+    analysis_as_of: date
+    matched: int
+    enrolled: list[int]
+    held_out: list[int]
+    ended: list[int]
+    members: int
+    control: int
+
+
+class BenefitIn(InputModel):
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["discount", "relationship", "service"]
+    unit_cost_eur: Decimal = Field(ge=0, le=10_000_000, decimal_places=2)
+
+
+class BenefitOut(BaseModel):
+    key: str
+    name: str
+    kind: str
+    unit_cost_eur: Decimal
+
+    @classmethod
+    def of(cls, benefit: Benefit) -> BenefitOut:
+        return cls(
+            key=benefit.key,
+            name=benefit.name,
+            kind=benefit.kind,
+            unit_cost_eur=_eur(benefit.unit_cost_cents),
+        )
+
+
+class GrantIn(InputModel):
+    customer_id: int = Field(ge=1, le=MAX_ID)
+    benefit: str = Field(min_length=1, max_length=40)
+    quantity: int = Field(default=1, ge=1, le=10_000)
+    source: str = Field(min_length=1, max_length=40)
+    external_id: str = Field(min_length=1, max_length=100)
+    note: str | None = Field(default=None, max_length=10_000)
+
+
+class GrantOut(BaseModel):
+    id: int
+    programme: str
+    customer_id: int
+    benefit: str
+    quantity: int
+    cost_eur: Decimal
+    granted_at: datetime
+    source: str
+    external_id: str
+    note: str | None
+    staff: str | None
+
+
+class BudgetOut(BaseModel):
+    """Investment so far against the result so far, with the recorded history."""
+
+    programme: str
+    at: datetime
+    target: str
+    members: int
+    control: int
+    benefits_eur: Decimal
+    points: int
+    points_eur: Decimal
+    investment_eur: Decimal
+    budget_eur: Decimal | None
+    left_eur: Decimal | None
+    target_eur: Decimal | None
+    result_eur: Decimal | None
+    ratio: Decimal | None
+    target_reached: Decimal | None
+    note: str
+    history: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, report: BudgetReport) -> BudgetOut:
+        return cls(
+            programme=report.programme,
+            at=report.at,
+            target=report.target,
+            members=report.members,
+            control=report.control,
+            benefits_eur=_eur(report.benefits_cents),
+            points=report.points,
+            points_eur=_eur(report.points_cents),
+            investment_eur=_eur(report.investment_cents),
+            budget_eur=_maybe_euros(report.budget_cents),
+            left_eur=_maybe_euros(report.left_cents),
+            target_eur=_maybe_euros(report.target_cents),
+            result_eur=_maybe_euros(report.result_cents),
+            ratio=report.ratio,
+            target_reached=report.target_reached,
+            note=report.note,
+            history=report.history,
+        )

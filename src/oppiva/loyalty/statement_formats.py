@@ -14,7 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from oppiva.bulk.files import neutralise
 from oppiva.config import get_settings
 from oppiva.errors import InvalidInput
-from oppiva.loyalty.rewards import MemberStatement
+from oppiva.loyalty.vouchers import MemberStatement
 
 CSV_COLUMNS = (
     "at",
