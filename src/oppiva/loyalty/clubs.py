@@ -283,8 +283,8 @@ def join(
         )
     membership = _current(session, club, customer.id)
     if membership is not None:
-        known = membership.channels.split(",")
-        membership.channels = ",".join(known + [c.value for c in chosen if c.value not in known])
+        had = membership.channels.split(",")
+        membership.channels = ",".join(had + [c.value for c in chosen if c.value not in had])
         session.flush()
         return membership
     membership = ClubMembership(
