@@ -16,7 +16,7 @@ from oppiva.value import (
     gamma_gamma,
     summarise,
 )
-from oppiva.value.fitting import Curvature, _compress_sorted, factorise
+from oppiva.value.fitting import Curvature, _compress_sorted, factorise, rows_and_counts
 
 RNG = np.random.default_rng(7)
 N = 5000
@@ -85,6 +85,26 @@ def test_compress_matches_a_lexicographic_sort(columns: tuple[np.ndarray, ...]) 
         np.testing.assert_array_equal(column, column2)
     np.testing.assert_array_equal(counts, counts2)
     np.testing.assert_array_equal(inverse, inverse2)
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        (X, np.round(RNG.gamma(2.0, 10.0, N), 2) / np.maximum(X, 1)),  # counts, mean amounts
+        (X, TX, RNG.gamma(2.0, 10.0, N)),  # two leading columns
+        (X * 1e6 + np.arange(N), RNG.gamma(2.0, 10.0, N)),  # too many leading values
+        (X, T),  # on grids
+        (X[:50], TX[:50]),  # small
+    ],
+)
+def test_unique_rows_without_inverse_match_a_lexicographic_sort(
+    columns: tuple[np.ndarray, ...],
+) -> None:
+    unique, counts = rows_and_counts(columns, None)
+    unique2, counts2, _ = _compress_sorted([np.asarray(c, np.float64) for c in columns])
+    for column, column2 in zip(unique, unique2, strict=True):
+        np.testing.assert_array_equal(column, column2)
+    np.testing.assert_array_equal(counts, counts2)
 
 
 def test_factorise_falls_back_when_the_grid_is_wrong() -> None:

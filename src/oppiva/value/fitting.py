@@ -266,7 +266,15 @@ def _unique_rows(
     """`compress`, the inverse only `with_inverse` (it costs a pass, or a sort, more)."""
     data = [np.asarray(column, dtype=np.float64).reshape(-1) for column in columns]
     size = len(data[0]) if data else 0
-    factors = [factorise(column) for column in data]
+    factors = [factorise(column) for column in data[:-1]]
+    if not with_inverse and len(data) > 1 and size > 1024:
+        leading = math.prod(max(len(values), 1) for values, _ in factors)
+        last = _grid_codes(data[-1]) if leading <= _GROUPS else None
+        if leading <= _GROUPS and last is None:
+            return _unique_rows_grouped(factors, data[-1])
+        factors.append(last if last is not None else factorise(data[-1]))
+    elif data:
+        factors.append(factorise(data[-1]))
     cells = [max(len(values), 1) for values, _ in factors]
     total = math.prod(cells)
     if total >= 2**62:  # too many combinations for one integer key
@@ -296,6 +304,41 @@ def _unique_rows(
         keys, codes = np.divmod(keys, cell)
         unique.append(np.ascontiguousarray(values[codes]))
     return unique[::-1], counts, inverse
+
+
+_GROUPS = 4096  # at most this many distinct leading rows for `_unique_rows_grouped`
+
+
+def _unique_rows_grouped(
+    factors: list[tuple[FloatArray, npt.NDArray[np.intp]]], last: FloatArray
+) -> tuple[list[FloatArray], FloatArray, None]:
+    """`compress` without the inverse, for a last column off any grid (amounts) after columns
+    of few distinct values (counts): the rows are ordered by the leading codes (a radix sort of
+    16-bit keys), then each group's last values are sorted on their own. Coding the last column
+    instead would take an argsort, several times slower than sorting the values."""
+    cells = [max(len(values), 1) for values, _ in factors]
+    key = np.zeros(len(last), dtype=np.int64)
+    for (_, codes), cell in zip(factors, cells, strict=True):
+        key *= cell
+        key += codes
+    lead = key.astype(np.int16)
+    ordered = last[np.argsort(lead, kind="stable")]
+    groups, values, counts = [], [], []
+    start = 0
+    for group, stop in enumerate(np.cumsum(np.bincount(lead, minlength=_GROUPS)).tolist()):
+        if stop > start:
+            distinct, times = np.unique(ordered[start:stop], return_counts=True)
+            groups.append(np.full(len(distinct), group))
+            values.append(distinct)
+            counts.append(times)
+        start = stop
+    keys = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
+    unique = [np.concatenate(values) if values else np.zeros(0)]
+    for (distinct, _), cell in zip(factors[::-1], cells[::-1], strict=True):
+        keys, codes = np.divmod(keys, cell)
+        unique.append(np.ascontiguousarray(distinct[codes]))
+    total = np.concatenate(counts).astype(np.float64) if counts else np.zeros(0)
+    return unique[::-1], total, None
 
 
 def _compress_sorted(
