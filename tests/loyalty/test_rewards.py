@@ -6,21 +6,23 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from oppiva.api.app import create_app
 from oppiva.customers import service as customers
 from oppiva.db import Store
 from oppiva.errors import Conflict, InvalidInput, NotFound
 from oppiva.loyalty import ledger, rewards, tiers, voucher_codes, vouchers
-from oppiva.loyalty.models import Membership
+from oppiva.loyalty.models import Membership, Voucher, VoucherStatus
 from oppiva.privacy.service import export_person
 from tests.cli.conftest import Cli, error_line
-from tests.conftest import make_key
+from tests.conftest import empty_tables, make_key
 from tests.factories import make_customer
 from tests.loyalty.conftest import WHEN
 
@@ -553,3 +555,91 @@ def test_rewards_are_kept_per_programme(db, shop):
         )
         assert rewards.get_reward(session, "plussa", "coffee").name == "Coffee and a bun"
         assert rewards.get_reward(session, "other", "coffee").name == "Other coffee"
+
+
+# --- properties -------------------------------------------------------------------------
+
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("redeem"), st.sampled_from(["scarf", "mug"])),
+        st.tuples(st.just("use"), st.integers(0, 30)),
+        st.tuples(st.just("cancel"), st.integers(0, 30)),
+        st.tuples(st.just("give"), st.integers(1, 400)),
+        st.tuples(st.just("wait"), st.integers(1, 20)),
+    ),
+    max_size=25,
+)
+PROPERTY_CATALOGUE = """
+- {key: scarf, name: Scarf, kind: goods, cost_points: 150, stock: 3}
+- {key: mug, name: Mug, kind: goods, cost_points: 80, limit_per_member: 2, limit_period_days: 14}
+"""
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(sequence=steps)
+def test_random_redemptions_uses_and_cancellations_keep_stock_points_and_vouchers_whole(
+    store: Store, sequence: list[Any]
+) -> None:
+    empty_tables(store)
+    with store.transaction() as session:
+        ledger.create_programme(session, "plussa", "Plussa")
+        member = make_customer(session).id
+        ledger.join(session, "plussa", member, at=WHEN)
+        rewards.set_rewards(session, "plussa", PROPERTY_CATALOGUE, WHEN)
+    at, given_points, codes, refusals = AT, 0, [], []
+    for n, step in enumerate(sequence):
+        with store.transaction() as session:
+            kind = step[0]
+            if kind == "give":
+                ledger.adjust(
+                    session,
+                    "plussa",
+                    member,
+                    step[1],
+                    reason="r",
+                    staff="s",
+                    source="t",
+                    external_id=f"g{n}",
+                    at=at,
+                )
+                given_points += step[1]
+            elif kind == "redeem":
+                try:
+                    made = rewards.redeem(
+                        session, "plussa", member, step[1], source="a", external_id=f"r{n}", at=at
+                    )
+                    codes.append(made.code)
+                except InvalidInput as refused:
+                    refusals.append(refused.field)
+            elif kind in ("use", "cancel") and codes:
+                code = codes[step[1] % len(codes)]
+                try:
+                    if kind == "use":
+                        vouchers.use(session, code, source="till", external_id=f"k{n}", at=at)
+                    else:
+                        vouchers.cancel(session, code, reason="r", staff="s", at=at)
+                except Conflict:
+                    pass
+            elif kind == "wait":
+                at += timedelta(days=step[1])
+        with store.transaction() as session:
+            held = session.scalars(select(Voucher)).all()
+            kept = [v for v in held if v.status != VoucherStatus.CANCELLED]
+            scarf = rewards.get_reward(session, "plussa", "scarf")
+            assert scarf.stock_left == 3 - sum(v.reward_id == scarf.id for v in kept) >= 0
+            mug = rewards.get_reward(session, "plussa", "mug")
+            for v in kept:
+                window = [
+                    w
+                    for w in kept
+                    if w.reward_id == mug.id
+                    and v.issued_at - timedelta(days=14) < w.issued_at <= v.issued_at
+                ]
+                assert len(window) <= 2
+            balance = ledger.balance(session, "plussa", member, at)
+            assert balance.available == given_points - sum(v.points for v in kept) >= 0
+            assert all(v.used_at is None for v in held if v.status == VoucherStatus.CANCELLED)
+    assert set(refusals) <= {"reward"}
