@@ -173,3 +173,26 @@ def test_clv_on_histories_compressed_once_is_the_same() -> None:
     np.testing.assert_allclose(shared, direct, rtol=1e-14)
     with pytest.raises(ValueError, match="inverse"):
         customer_lifetime_value(model, ux, utx, u_age, spend, inverse=inverse + len(ux))
+
+
+class Generic:
+    """A BG/NBD seen only through the `PurchaseModel` protocol: the CLV's general path."""
+
+    def __init__(self, model: BGNBD) -> None:
+        self.model = model
+
+    def expected_purchases(self, t: object, x: object, t_x: object, T: object) -> np.ndarray:  # noqa: N803
+        return self.model.expected_purchases(t, x, t_x, T)  # type: ignore[arg-type]
+
+    def expected_purchases_new(self, t: object) -> np.ndarray:
+        return self.model.expected_purchases_new(t)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("discount_rate", [0.0, 0.01, 0.2])
+def test_bgnbd_clv_sums_the_horizons_in_closed_form(discount_rate: float) -> None:
+    model = BGNBD(0.243, 4.414, 0.793, 2.426)
+    spend = RNG.gamma(2.0, 10.0, N)
+    closed = customer_lifetime_value(model, X, TX, T, spend, discount_rate=discount_rate)
+    general = customer_lifetime_value(Generic(model), X, TX, T, spend, discount_rate=discount_rate)
+    np.testing.assert_allclose(closed, general, rtol=1e-11)
+    assert np.all(np.isfinite(closed)) and np.all(closed >= 0)

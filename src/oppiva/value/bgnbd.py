@@ -250,6 +250,28 @@ class BGNBD:
         tail = self._tail_by_unique(ts, xs, Ts)
         return (a + b + xs - 1) / (a - 1) * (1 - tail) * self.p_alive(xs, txs, Ts)
 
+    def discounted_purchases(
+        self,
+        horizons: npt.ArrayLike,
+        factors: npt.ArrayLike,
+        x: npt.ArrayLike,
+        t_x: npt.ArrayLike,
+        T: npt.ArrayLike,
+    ) -> FloatArray:
+        """sum_i factors[i] (E[X(horizons[i+1])] - E[X(horizons[i])]) per customer (the CLV's
+        discounted purchases). E[X(t)] is P(alive) (a+b+x-1)/(a-1) (1 - tail(t, x, T)), so the
+        sum over the horizons is taken on the tails, once per distinct (x, T), and each
+        customer's own factors multiply it once instead of once per horizon."""
+        ts, weights = floats(horizons, factors)
+        xs, txs, Ts = floats(x, t_x, T)
+        (ux, uT), _, which = compress(xs, Ts)
+        tails = _tail(self.r, self.alpha, self.a, self.b, ux, uT, ts[:, None])
+        per_history = np.einsum("i,i...->...", weights, tails[:-1] - tails[1:])
+        scale = (self.a + self.b + xs - 1) / (self.a - 1)
+        scale *= per_history[which]
+        scale *= self.p_alive(xs, txs, Ts)
+        return scale
+
     def _tail_by_unique(self, ts: FloatArray, xs: FloatArray, Ts: FloatArray) -> FloatArray:
         """`_tail` at every (t, x, T), computed on the distinct values when that saves calls."""
         xb, Tb = np.broadcast_arrays(xs, Ts)

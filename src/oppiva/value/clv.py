@@ -27,6 +27,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from oppiva.value.bgnbd import BGNBD
 from oppiva.value.fitting import FloatArray, compress
 
 MONTH_IN_WEEKS = 4.345
@@ -78,9 +79,16 @@ def customer_lifetime_value(
         rows = np.asarray(inverse, dtype=np.intp)
         if len(rows) and (rows.min() < 0 or rows.max() >= len(ux)):
             raise ValueError(f"inverse: row numbers must lie in [0, {len(ux)})")
-    cumulative = model.expected_purchases(horizons[:, None], ux[None], utx[None], uT[None])
-    purchases = _discounted(cumulative, discount_rate)[rows]
-    return margin * np.asarray(spend, dtype=np.float64) * purchases
+    if isinstance(model, BGNBD):  # the sum over the horizons in closed form
+        factors = (1 + discount_rate) ** -np.arange(1, periods + 1, dtype=np.float64)
+        discounted = model.discounted_purchases(horizons, factors, ux, utx, uT)
+    else:
+        cumulative = model.expected_purchases(horizons[:, None], ux[None], utx[None], uT[None])
+        discounted = _discounted(cumulative, discount_rate)
+    value = np.asarray(spend, dtype=np.float64) * discounted[rows]
+    if margin != 1.0:
+        value *= margin
+    return value
 
 
 def new_customer_value(
