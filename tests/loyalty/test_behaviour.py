@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from oppiva.customers import service as customers
+from oppiva.customers.schemas import InteractionIn
 from oppiva.db import Store
 from oppiva.errors import Conflict, InvalidInput, NotFound
 from oppiva.loyalty import behaviour, ledger, service
+from oppiva.loyalty.models import Programme
 from tests.factories import make_customer
 
 RULES = """
@@ -132,3 +135,54 @@ def test_the_same_request_for_another_customer_is_a_conflict(db: Store, member: 
         pytest.raises(Conflict, match="already recorded for customer"),
     ):
         behaviour.award(session, other.id, "app_installed", source="app", external_id="i", at=AT)
+
+
+def test_feedback_on_the_timeline_earns_in_the_same_transaction(db: Store, member: int) -> None:
+    with db.transaction() as session:
+        entry = customers.record_interaction(
+            session,
+            member,
+            InteractionIn(
+                channel="store",
+                direction="inbound",
+                summary="praised the bakery",
+                object_type="feedback",
+                occurred_at=AT,
+            ),
+        )
+        assert entry is not None
+        (record,) = behaviour.history(session, "plussa", member)
+        assert (record.event, record.source, record.external_id, record.points) == (
+            "feedback_given",
+            "timeline",
+            str(entry.id),
+            20,
+        )
+        customers.record_interaction(
+            session,
+            member,
+            InteractionIn(channel="phone", direction="inbound", summary="asked", occurred_at=AT),
+        )
+        assert len(behaviour.history(session, "plussa", member)) == 1
+
+
+def test_a_failed_award_keeps_the_timeline_entry_out_too(db: Store, member: int) -> None:
+    """The contact and its points are one unit of work: a refused award leaves neither."""
+    with db.transaction() as session:
+        ledger.create_programme(session, "broken", "Broken", pending_days=0)
+        ledger.join(session, "broken", member, at=AT)
+        session.get_one(Programme, ledger.get_programme(session, "broken").id).rules = "rules: ["
+    with pytest.raises(InvalidInput), db.transaction() as session:
+        customers.record_interaction(
+            session,
+            member,
+            InteractionIn(
+                channel="store",
+                direction="inbound",
+                summary="brought a friend",
+                object_type="referral",
+                occurred_at=AT,
+            ),
+        )
+    with db.transaction() as session:
+        assert customers.timeline(session, member) == []
