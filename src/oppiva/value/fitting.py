@@ -2,16 +2,18 @@
 
 Every model here has positive parameters and a log-likelihood whose gradient is known in closed
 form. The optimiser works on the logarithms of the parameters, so it never has to respect bounds
-at zero, and L-BFGS-B gets the exact gradient (chain rule: d/d log p = p d/dp). The data are
+at zero, and L-BFGS-B gets the exact gradient (chain rule: d/d log p = p d/dp); where the
+Hessian is known in closed form too (BG/NBD, Gamma-Gamma), Newton's method in a trust region
+takes its place (`maximise_newton`) and converges in a handful of evaluations. The data are
 the unique rows of the sufficient statistics with their counts as weights, so one evaluation
 costs the same for a thousand customers as for a million with the same histories.
 
 The objective is the mean negative log-likelihood per customer plus an optional L2 penalty
 `penalty * sum(p**2)` on the natural parameters (the convention of the `lifetimes` package, so
 penalised fits can be compared). Uncertainty comes from the Hessian of the total penalised
-negative log-likelihood in log space, taken by central differences of the analytic gradient;
-standard errors on the natural scale follow by the delta method (se(p) = p se(log p)) and
-confidence intervals are exp(log p +- z se(log p)), which stay positive.
+negative log-likelihood in log space, exact or taken by central differences of the analytic
+gradient; standard errors on the natural scale follow by the delta method (se(p) =
+p se(log p)) and confidence intervals are exp(log p +- z se(log p)), which stay positive.
 """
 
 from __future__ import annotations
