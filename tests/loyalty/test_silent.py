@@ -20,7 +20,8 @@ from oppiva.api.app import create_app
 from oppiva.db import Store
 from oppiva.errors import Conflict, InvalidInput
 from oppiva.loyalty import behaviour, ledger, service, silent
-from oppiva.loyalty.models import Membership, MembershipStatus, PointsLot
+from oppiva.loyalty.models import BenefitGrant, Membership, MembershipStatus, PointsLot
+from oppiva.privacy import service as privacy
 from oppiva.purchases import service as purchases
 from tests.cli.conftest import Cli, error_line
 from tests.conftest import make_key
@@ -343,3 +344,30 @@ def test_api_routes(db: Store, shop: list[int]) -> None:
         r = client.get("/v1/loyalty/programmes/vip/budget")
         assert r.status_code == 200 and r.json()["benefits_eur"] == "15.00"
         assert client.get("/v1/loyalty/programmes/vip/benefits").json()[0]["key"] == "ten-off"
+
+
+def test_export_lists_stints_benefits_and_behaviour_and_erasure_drops_the_notes(
+    db: Store, shop: list[int]
+) -> None:
+    a = shop[0]
+    with db.transaction() as session:
+        analysis(session, date(2026, 2, 28), {a: 20})
+        silent.configure(session, "vip", criteria="visits_365d >= 10")
+        silent.select_members(session, "vip", SELECTED_AT)
+        silent.set_benefit(
+            session, "vip", "gift", name="Surprise gift", kind="relationship", unit_cost_eur="9"
+        )
+        silent.grant(
+            session, "vip", a, "gift", source="crm", external_id="1", note="loves orchids", at=NOW
+        )
+        behaviour.award(session, a, "feedback_given", source="survey", external_id="s", at=NOW)
+        (record,) = privacy.export_person(session, a)["records"]
+    assert record["loyalty_selection"][0]["group"] == "member"
+    assert record["loyalty_benefits"][0]["note"] == "loves orchids"
+    assert record["loyalty_behaviour"][0]["points"] == 50
+    with db.transaction() as session:
+        privacy.erase_person(session, a)
+    with db.transaction() as session:
+        assert silent.budget(session, "vip", NOW).benefits_cents == 900
+        (note,) = session.scalars(select(BenefitGrant.note)).all()
+    assert note is None

@@ -231,3 +231,24 @@ def history(session: Session, programme_key: str, customer_id: int) -> list[Beha
             .order_by(BehaviourRecord.occurred_at, BehaviourRecord.id)
         )
     )
+
+
+def export_person(session: Session, customer_id: int) -> list[dict[str, Any]]:
+    """The customer's behaviour events in every programme, for a subject-access export."""
+    rows = session.execute(
+        select(BehaviourRecord, Programme.key)
+        .join(Programme, Programme.id == BehaviourRecord.programme_id)
+        .where(BehaviourRecord.customer_id == customer_id)
+        .order_by(BehaviourRecord.occurred_at, BehaviourRecord.id)
+    ).all()
+    return [
+        {
+            "programme": key,
+            "event": record.event,
+            "source": record.source,
+            "external_id": record.external_id,
+            "occurred_at": record.occurred_at.isoformat(),
+            "points": record.points,
+        }
+        for record, key in rows
+    ]

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from oppiva.customers.models import CustomerMerge, Interaction
 from oppiva.db import utcnow
-from oppiva.loyalty import behaviour, merging, vouchers
+from oppiva.loyalty import behaviour, merging, silent, vouchers
 from oppiva.loyalty.clubs import declines_of, memberships_of
 from oppiva.loyalty.events import invitations_of
 from oppiva.loyalty.ledger import balance, statement
@@ -128,6 +128,21 @@ def export_clubs_and_events(session: Session, customer_id: int) -> dict[str, Any
             for event, guest in invitations
         ]
     return sections
+
+
+@hookimpl(specname="oppiva_export_person")
+def export_silent_and_behaviour(session: Session, customer_id: int) -> dict[str, Any]:
+    """The customer's behaviour events, silent selection stints and benefits granted."""
+    sections = silent.export_person(session, customer_id)
+    events = behaviour.export_person(session, customer_id)
+    if events:
+        sections["loyalty_behaviour"] = events
+    return sections
+
+
+@hookimpl
+def oppiva_erase_person(session: Session, customer_id: int) -> None:
+    silent.erase_person(session, customer_id)
 
 
 @hookimpl

@@ -666,3 +666,57 @@ def budget(
         note=note,
         history=history,
     )
+
+
+# --- personal data ----------------------------------------------------------------------
+
+
+def export_person(session: Session, customer_id: int) -> dict[str, Any]:
+    """The customer's selection stints and benefits granted, for a subject-access export."""
+    sections: dict[str, Any] = {}
+    stints = session.execute(
+        select(Selection, Programme.key)
+        .join(Programme, Programme.id == Selection.programme_id)
+        .where(Selection.customer_id == customer_id)
+        .order_by(Selection.selected_at, Selection.id)
+    ).all()
+    if stints:
+        sections["loyalty_selection"] = [
+            {
+                "programme": key,
+                "group": stint.group,
+                "selected_at": stint.selected_at.isoformat(),
+                "ended_at": stint.ended_at.isoformat() if stint.ended_at else None,
+            }
+            for stint, key in stints
+        ]
+    grants = session.execute(
+        select(BenefitGrant, Benefit, Programme.key)
+        .join(Benefit, Benefit.id == BenefitGrant.benefit_id)
+        .join(Programme, Programme.id == BenefitGrant.programme_id)
+        .where(BenefitGrant.customer_id == customer_id)
+        .order_by(BenefitGrant.granted_at, BenefitGrant.id)
+    ).all()
+    if grants:
+        sections["loyalty_benefits"] = [
+            {
+                "programme": key,
+                "benefit": benefit.key,
+                "name": benefit.name,
+                "kind": benefit.kind,
+                "quantity": granted.quantity,
+                "cost": granted.cost_cents / 100,
+                "granted_at": granted.granted_at.isoformat(),
+                "note": granted.note,
+            }
+            for granted, benefit, key in grants
+        ]
+    return sections
+
+
+def erase_person(session: Session, customer_id: int) -> None:
+    """Erasure keeps the grants' costs (the budget needs them) but not what was written about
+    the person in their notes."""
+    session.execute(
+        update(BenefitGrant).where(BenefitGrant.customer_id == customer_id).values(note=None)
+    )
