@@ -51,9 +51,9 @@ from pydantic import (
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
-from oppiva.db import utcnow
 from oppiva.errors import Conflict, InvalidInput, NotFound
 from oppiva.loyalty import ledger, tiers
+from oppiva.loyalty.ledger import _moment, _request
 from oppiva.loyalty.models import (
     Membership,
     OperationKind,
@@ -168,22 +168,6 @@ def options_of(reward: Reward) -> list[RewardOption]:
 
 def tiers_of(reward: Reward) -> list[str]:
     return list(json.loads(reward.tiers)) if reward.tiers else []
-
-
-def _moment(at: datetime | None, name: str = "at") -> datetime:
-    if at is None:
-        return utcnow()
-    if at.tzinfo is None:
-        raise InvalidInput(name, "needs a time zone")
-    return at
-
-
-def _text(value: object, name: str, limit: int) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(name, "is required")
-    if len(value) > limit:
-        raise InvalidInput(name, f"is longer than {limit} characters")
-    return value
 
 
 def set_rewards(
@@ -415,10 +399,6 @@ def offers(
 
 
 # --- redemption -------------------------------------------------------------------------
-
-
-def _request(source: object, external_id: object) -> tuple[str, str]:
-    return _text(source, "source", 40), _text(external_id, "external_id", 100)
 
 
 def _lock_reward(session: Session, *where: Any) -> bool:

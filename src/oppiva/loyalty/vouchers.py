@@ -15,15 +15,9 @@ from sqlalchemy.orm import Session
 from oppiva.customers.models import Customer
 from oppiva.errors import Conflict, InvalidInput, NotFound
 from oppiva.loyalty import ledger, tiers
+from oppiva.loyalty.ledger import _moment, _request, _text
 from oppiva.loyalty.models import Programme, Reward, Voucher, VoucherStatus
-from oppiva.loyalty.rewards import (
-    _lock_reward,
-    _member,
-    _moment,
-    _request,
-    _text,
-    options_of,
-)
+from oppiva.loyalty.rewards import _lock_reward, _member, options_of
 from oppiva.loyalty.voucher_codes import format_code, normalise_code
 
 CANCEL_SOURCE = "voucher"
