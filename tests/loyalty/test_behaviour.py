@@ -13,6 +13,7 @@ from oppiva.db import Store
 from oppiva.errors import Conflict, InvalidInput, NotFound
 from oppiva.loyalty import behaviour, ledger, service
 from oppiva.loyalty.models import Programme
+from tests.cli.conftest import Cli, error_line
 from tests.factories import make_customer
 
 RULES = """
@@ -186,3 +187,17 @@ def test_a_failed_award_keeps_the_timeline_entry_out_too(db: Store, member: int)
         )
     with db.transaction() as session:
         assert customers.timeline(session, member) == []
+
+
+def test_cli_awards_an_event_once_and_refuses_a_naive_time(db: Store, member: int) -> None:
+    cli = Cli(db.url)
+    args = ("loyalty", "behaviour", str(member), "app_installed", "--source", "app")
+    first = cli.json(*args, "--external-id", "i-9")
+    assert [(a["programme"], a["points"]) for a in first] == [("plussa", 100)]
+    assert cli.json(*args, "--external-id", "i-9") == first
+    naive = error_line(cli(*args, "--external-id", "i-10", "--at", "2026-05-04T10:00"))
+    assert naive == "error: --at: needs a time zone, e.g. 2026-05-04T10:00+03:00"
+    unknown = cli("loyalty", "behaviour", str(member), "dancing")
+    assert unknown.exit_code == 2 and "dancing" in unknown.stderr
+    with db.transaction() as session:
+        assert ledger.balance(session, "plussa", member).available == 100
