@@ -643,3 +643,30 @@ def test_random_redemptions_uses_and_cancellations_keep_stock_points_and_voucher
             assert balance.available == given_points - sum(v.points for v in kept) >= 0
             assert all(v.used_at is None for v in held if v.status == VoucherStatus.CANCELLED)
     assert set(refusals) <= {"reward"}
+
+
+def test_the_cli_tables_show_stock_limits_reasons_and_vouchers(db, cli, shop):
+    catalogue = cli.ok("loyalty", "rewards", "plussa").stdout
+    assert "coffee" in catalogue and "2 of 2" in catalogue and "gold" in catalogue
+    seen = cli.ok("loyalty", "rewards", "plussa", "--for", str(shop)).stdout
+    assert "only for Gold" in seen
+    printed = cli.ok("loyalty", "redeem", "plussa", str(shop), "coffee").stdout
+    assert printed.startswith("Voucher ") and "Coffee and a bun" in printed
+    listed = cli.ok("loyalty", "vouchers", "plussa", str(shop)).stdout
+    assert "Coffee" in listed and "issued" in listed
+    statement = cli.ok("loyalty", "statement", "plussa", str(shop)).stdout
+    assert "Coffee" in statement
+
+
+def test_the_api_refuses_a_body_naming_another_reward(db, shop):
+    key = make_key(db, ["loyalty:read", "loyalty:write"])
+    with TestClient(create_app(db), headers={"Authorization": f"Bearer {key}"}) as api:
+        body = {"key": "mug", "name": "Tea", "kind": "goods", "cost_points": 5}
+        answer = api.put("/v1/loyalty/programmes/plussa/rewards/tea", json=body)
+        assert answer.status_code == 422
+        assert answer.json()["detail"][0]["loc"][-1] == "key"
+        unknown = api.put(
+            "/v1/loyalty/programmes/plussa/rewards/tea", json={**body, "key": "tea", "x": 1}
+        )
+        assert unknown.status_code == 422
+        assert api.get("/v1/loyalty/programmes/nosuch/rewards").status_code == 404

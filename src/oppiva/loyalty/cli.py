@@ -56,18 +56,6 @@ app = typer.Typer(
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Key = Annotated[str, typer.Argument(help="The programme's key.")]
 CustomerId = Annotated[int, typer.Argument(help="The customer's id.")]
-STATEMENT_COLUMNS = (
-    "at",
-    "kind",
-    "points",
-    "balance",
-    "rule",
-    "reason",
-    "staff",
-    "receipt_id",
-    "reward",
-    "voucher",
-)
 
 
 @app.command("programmes")
@@ -220,9 +208,16 @@ def statement(
             ) from None
         console.print(f"Statement of {customer_id} in {key} written to {output}.", markup=False)
         return
-    table = Table(*STATEMENT_COLUMNS)
+    table = Table("at", "kind", "points", "balance", "because", "by")
     for entry in document.entries:
-        table.add_row(*("" if entry.get(c) is None else str(entry[c]) for c in STATEMENT_COLUMNS))
+        table.add_row(
+            entry["at"][:16].replace("T", " "),
+            entry["kind"],
+            str(entry["points"]),
+            str(entry["balance"]),
+            statement_formats.because(entry),
+            entry["staff"] or "",
+        )
     console.print(table)
 
 
@@ -470,8 +465,8 @@ def vouchers(ctx: typer.Context, key: Key, customer_id: CustomerId, json: JsonFl
             v.reward_name + (f" ({v.option_name})" if v.option_name else ""),
             str(v.points),
             v.status,
-            v.issued_at.isoformat(),
-            v.expires_at.isoformat(),
+            f"{v.issued_at:%Y-%m-%d}",
+            f"{v.expires_at:%Y-%m-%d %H:%M}",
         )
     console.print(table)
 

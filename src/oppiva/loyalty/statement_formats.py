@@ -67,6 +67,17 @@ def to_csv(entries: Sequence[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+def because(entry: dict[str, Any]) -> str:
+    """Why the entry is there, in words: its rule or reason, or the reward and voucher."""
+    if entry.get("reward"):
+        chosen = f" ({entry['option']})" if entry.get("option") else ""
+        if entry["kind"] == "adjust":
+            return f"Voucher {entry['voucher']} cancelled: {entry['reward']}{chosen}"
+        return f"Reward: {entry['reward']}{chosen}, voucher {entry['voucher']}"
+    parts = [entry.get("rule"), entry.get("reason")]
+    return "; ".join(part for part in parts if part)
+
+
 def _zone() -> ZoneInfo:
     name = get_settings().timezone
     try:
@@ -87,16 +98,6 @@ def to_html(statement: MemberStatement) -> str:
             value = datetime.fromisoformat(value)
         local = value.astimezone(zone)
         return local.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
-
-    def because(entry: dict[str, Any]) -> str:
-        if entry.get("reward"):
-            chosen = f" ({entry['option']})" if entry.get("option") else ""
-            words = f"Reward: {entry['reward']}{chosen}, voucher {entry['voucher']}"
-            if entry["kind"] == "adjust":
-                words = f"Voucher {entry['voucher']} cancelled: {entry['reward']}{chosen}"
-            return words
-        parts = [entry.get("rule"), entry.get("reason")]
-        return "; ".join(part for part in parts if part)
 
     template = _environment.get_template("statement.html")
     return template.render(
