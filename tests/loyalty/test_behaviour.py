@@ -3,6 +3,7 @@ counted in business days; on both databases."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -122,6 +123,8 @@ def test_bad_requests_name_the_field(db: Store, member: int) -> None:
                 external_id="x",
                 at=datetime(2026, 5, 4, 10),
             )
+        with pytest.raises(NotFound, match=f"customer {2**40} does not exist"):
+            behaviour.award(session, 2**40, "referral", source="crm", external_id="x", at=AT)
         with pytest.raises(NotFound, match="customer 999999 does not exist"):
             behaviour.award(session, 999999, "referral", source="crm", external_id="x", at=AT)
 
@@ -201,3 +204,31 @@ def test_cli_awards_an_event_once_and_refuses_a_naive_time(db: Store, member: in
     assert unknown.exit_code == 2 and "dancing" in unknown.stderr
     with db.transaction() as session:
         assert ledger.balance(session, "plussa", member).available == 100
+
+
+def test_parallel_events_never_pass_the_cap(db: Store, member: int) -> None:
+    def attempt(n: int) -> int:
+        with db.transaction() as session:
+            (result,) = behaviour.award(
+                session, member, "feedback_given", source="survey", external_id=f"p{n}", at=AT
+            )
+            return result.points
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        earned = sorted(pool.map(attempt, range(8)))
+    assert sum(earned) == 50
+    assert earned[-3:] == [10, 20, 20]
+    with db.transaction() as session:
+        assert ledger.balance(session, "plussa", member, AT).available == 50
+
+
+def test_a_merged_customers_event_earns_for_the_survivor(db: Store, member: int) -> None:
+    with db.transaction() as session:
+        other = make_customer(session).id
+        customers.merge_customers(session, member, other, reason="same person", actor="test")
+    with db.transaction() as session:
+        (result,) = behaviour.award(
+            session, other, "app_installed", source="app", external_id="m", at=AT
+        )
+        assert result.points == 100
+        assert [r.customer_id for r in behaviour.history(session, "plussa", member)] == [member]

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from oppiva.customers.service import resolve
-from oppiva.errors import Conflict, InvalidInput
+from oppiva.db import MAX_ID
+from oppiva.errors import Conflict, InvalidInput, NotFound
 from oppiva.loyalty import ledger
 from oppiva.loyalty.models import (
     BehaviourRecord,
@@ -140,6 +141,16 @@ def award(
     if at is not None and at.tzinfo is None:
         raise InvalidInput("at", "needs a time zone, e.g. 2026-05-01T10:00:00+03:00")
     at = ledger._moment(at)
+    if not 0 < customer_id <= MAX_ID:
+        raise NotFound(f"customer {customer_id} does not exist")
+    # The member's lock in every programme, first: a write before any read (see the ledger's
+    # note on SQLite), and two events at once never both fit under one cap.
+    session.execute(
+        update(Membership)
+        .where(Membership.customer_id == customer_id)
+        .values(ledger_version=Membership.ledger_version + 1)
+        .execution_options(synchronize_session=False)
+    )
     customer = resolve(session, customer_id)
     today = business_date(at)
     programmes = session.scalars(
@@ -159,8 +170,8 @@ def award(
         rules = [r for r in rule_set.rules if isinstance(r, BehaviourRule) and r.event == event]
         if not rules:
             continue
-        # The member's lock first: two events at once must not both fit under one cap.
-        ledger._lock_member(session, programme.key, customer.id)
+        if customer.id != customer_id:  # followed a merge: lock the record that stands now
+            ledger._lock_member(session, programme.key, customer.id)
         earlier = session.scalar(
             select(BehaviourRecord).where(
                 BehaviourRecord.programme_id == programme.id,

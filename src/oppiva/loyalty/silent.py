@@ -74,6 +74,17 @@ _KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 # --- settings ---------------------------------------------------------------------------
 
 
+def _lock_programme(session: Session, programme_key: str) -> None:
+    """A write on the programme row, first in the transaction: selections and grants of one
+    programme run one at a time (and SQLite never has to upgrade a read to a write)."""
+    session.execute(
+        update(Programme)
+        .where(Programme.key == programme_key)
+        .values(last_member_number=Programme.last_member_number)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _silent(session: Session, programme_key: str) -> Programme:
     programme = ledger.get_programme(session, programme_key)
     if programme.kind != ProgrammeKind.SILENT:
@@ -254,6 +265,7 @@ def select_members(
     out as control), end the stints of who no longer matches. Running it again on the same
     analysis changes nothing."""
     at = ledger._moment(at)
+    _lock_programme(session, programme_key)
     programme = _silent(session, programme_key)
     settings = get_settings(session, programme_key)
     if not settings.criteria:
@@ -388,12 +400,7 @@ def grant(
     quantity = ledger._points(quantity, "quantity")
     at = ledger._moment(at)
     # The programme row is the budget's lock: concurrent grants see each other's cost.
-    session.execute(
-        update(Programme)
-        .where(Programme.key == programme_key)
-        .values(last_member_number=Programme.last_member_number)
-        .execution_options(synchronize_session=False)
-    )
+    _lock_programme(session, programme_key)
     programme = _silent(session, programme_key)
     membership = ledger._membership(session, programme, customer_id)
     earlier = session.scalar(
