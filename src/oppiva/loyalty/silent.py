@@ -589,12 +589,13 @@ def _result(
     """Members, control customers, and the members' extra spend with a note on how."""
     lookback = timedelta(days=settings.period_days)
     stints, receipts = _stint_spend(session, programme, at, lookback)
-    spend: dict[str, list[int]] = {MEMBER: [], CONTROL: []}
+    # Per group, each customer's spend over their stints (a customer selected twice counts once).
+    spend: dict[str, dict[int, int]] = {MEMBER: defaultdict(int), CONTROL: defaultdict(int)}
     extra = 0
     for stint in stints:
         until = min(at, stint.ended_at) if stint.ended_at is not None else at
         after = _spend(receipts, stint.customer_id, stint.selected_at, until)
-        spend[stint.group].append(after)
+        spend[stint.group][stint.customer_id] += after
         if stint.group == MEMBER:
             days = min(until - stint.selected_at, lookback)
             before = _spend(
@@ -611,7 +612,10 @@ def _result(
         return members, control, extra, "members' spend since selection less the same days before"
     if not control:
         return members, control, None, "no control group held out: set control_percent and select"
-    lift = Decimal(sum(spend[MEMBER])) / members - Decimal(sum(spend[CONTROL])) / control
+    lift = (
+        Decimal(sum(spend[MEMBER].values())) / members
+        - Decimal(sum(spend[CONTROL].values())) / control
+    )
     result = int((lift * members).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     return (
         members,
