@@ -5,10 +5,11 @@ amount) in one pandas DataFrame, then times each library from that same frame to
 customer: the summary (per day, time in weeks), the BG/NBD fit, the Gamma-Gamma fit on repeat
 customers (both with their Hessian, as `lifetimes` takes it at fit time) and a 12-month CLV at
 1 % a month. oppiva takes the frame's columns as NumPy arrays (no copy) and compresses the
-histories once for the fit and the CLV, `lifetimes` takes the frame itself. Prints each side's wall-clock and CPU time (the CPU
-time is steadier on a shared machine), the ratios, and checks that the two libraries'
-parameters agree to a relative 1e-4 and their CLVs to 1e-3. oppiva's figures are the median of
-`--runs` runs, `lifetimes`' one run (it takes half a minute at a million customers).
+histories once for the fit and the CLV, `lifetimes` takes the frame itself. Prints each side's
+wall-clock and CPU time (the CPU time is steadier on a shared machine), the ratios, and checks
+that the two libraries' parameters agree to a relative 1e-4 and their CLVs to 1e-3. oppiva's
+figures are the median of `--runs` runs, `lifetimes`' one run (it takes half a minute or more
+at a million customers).
 
 `lifetimes` is optional: without it only oppiva's times are printed.
 
