@@ -38,6 +38,10 @@ class Permission(StrEnum):
     """Loyalty programmes, a member's balance and statement."""
     LOYALTY_WRITE = "loyalty:write"
     """Make customers members of loyalty programmes."""
+    OFFERS_READ = "offers:read"
+    """A customer's offers and coupons, campaign reports."""
+    OFFERS_WRITE = "offers:write"
+    """Train recommenders, run campaigns, record what a customer chose or saw."""
     AGGREGATES_READ = "aggregates:read"
     """Counts and shares over the whole register, never a person."""
     AUDIT_READ = "audit:read"
@@ -65,6 +69,7 @@ DEFAULT_ROLES: dict[str, tuple[str, frozenset[Permission]]] = {
                 P.CONSENT_CHECK,
                 P.LOYALTY_READ,
                 P.LOYALTY_WRITE,
+                P.OFFERS_READ,
             }
         ),
     ),
@@ -79,6 +84,8 @@ DEFAULT_ROLES: dict[str, tuple[str, frozenset[Permission]]] = {
                 P.SEGMENTS_WRITE,
                 P.LOYALTY_READ,
                 P.LOYALTY_WRITE,
+                P.OFFERS_READ,
+                P.OFFERS_WRITE,
             }
         ),
     ),

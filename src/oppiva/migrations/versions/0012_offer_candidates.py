@@ -15,6 +15,8 @@ down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+GRANTS = {"offers:read": ("service", "marketing"), "offers:write": ("marketing",)}
+
 
 def upgrade() -> None:
     op.create_table(
@@ -48,9 +50,24 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_offer_candidate_customer_id_kind_rank", ["customer_id", "kind", "rank"]
         )
+    for permission, roles in GRANTS.items():
+        _grant(permission, roles)
+
+
+def _grant(permission: str, roles: Sequence[str], grant: bool = True) -> None:
+    """Give (or take back) a permission of the seeded roles; roles are data, so edit rows."""
+    role = sa.table("role", sa.column("name", sa.String), sa.column("permissions", sa.JSON))
+    bind = op.get_bind()
+    for name, permissions in bind.execute(sa.select(role.c.name, role.c.permissions)).all():
+        if name not in roles:
+            continue
+        kept = [p for p in permissions if p != permission] + ([permission] if grant else [])
+        bind.execute(role.update().where(role.c.name == name).values(permissions=kept))
 
 
 def downgrade() -> None:
+    for permission, roles in GRANTS.items():
+        _grant(permission, roles, grant=False)
     with op.batch_alter_table("offer_candidate", schema=None) as batch_op:
         batch_op.drop_index("ix_offer_candidate_customer_id_kind_rank")
     op.drop_table("offer_candidate")
