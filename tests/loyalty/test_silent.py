@@ -26,6 +26,8 @@ from oppiva.purchases import service as purchases
 from tests.cli.conftest import Cli, error_line
 from tests.conftest import make_key
 from tests.factories import make_customer
+from tests.loyalty.test_till import BODY, CARD
+from tests.loyalty.test_till import RULES as OPEN_RULES
 from tests.purchases.conftest import _catalogue, receipt
 
 SELECTED_AT = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -371,3 +373,22 @@ def test_export_lists_stints_benefits_and_behaviour_and_erasure_drops_the_notes(
         assert silent.budget(session, "vip", NOW).benefits_cents == 900
         (note,) = session.scalars(select(BenefitGrant.note)).all()
     assert note is None
+
+
+def test_the_receipt_answer_never_mentions_a_silent_programme(db: Store) -> None:
+    with db.transaction() as session:
+        _catalogue(session)
+        ledger.create_programme(session, "plussa", "Plussa")
+        service.set_rules(session, "plussa", OPEN_RULES)
+        ledger.create_programme(session, "vip", "VIP", kind="silent")
+        service.set_rules(session, "vip", RULES)
+        customer = make_customer(session, identities=[{"kind": "card", "value": CARD}]).id
+        ledger.join(session, "plussa", customer)
+        ledger.join(session, "vip", customer, "selected")
+    key = make_key(db, ["receipts:write"], store="kamppi")
+    with TestClient(create_app(db), headers={"Authorization": f"Bearer {key}"}) as till:
+        response = till.post("/v1/receipts", json=BODY, headers={"Idempotency-Key": "s-1"})
+    assert response.status_code == 201, response.text
+    assert [entry["programme"] for entry in response.json()["loyalty"]] == ["plussa"]
+    with db.transaction() as session:
+        assert ledger.balance(session, "vip", customer).earned == 0
