@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from oppiva.value import BGNBD, GammaGamma, bgnbd, gamma_gamma
 from oppiva.value.fitting import maximise, maximise_newton, rows_and_counts
@@ -69,3 +71,30 @@ def test_lbfgsb_takes_over_when_the_trust_region_cannot_work() -> None:
     fit = maximise_newton(broken, ("u", "v"), (1.0, 1.0), customers=1.0, rows=1)
     assert fit.converged
     np.testing.assert_allclose(fit.values, centre, rtol=1e-6)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    r=st.floats(0.2, 3.0),
+    alpha=st.floats(0.5, 20.0),
+    a=st.floats(0.2, 3.0),
+    b=st.floats(0.5, 10.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_newton_finds_a_maximum_no_lower_than_lbfgsb(
+    r: float, alpha: float, a: float, b: float, seed: int
+) -> None:
+    """Whatever the population, the trust region ends where the gradient vanishes, at a
+    log-likelihood at least as high as L-BFGS-B's."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(1, 84, 3000) / 7 + 20
+    x, t_x = BGNBD(r, alpha, a, b).simulate(age, rng)
+    model = BGNBD.fitted(x, t_x, age)
+    (ux, utx, uT), counts = rows_and_counts((x, t_x, age), None)
+    start = (1.0, 5.0, 1.0, 1.0)
+    reference = maximise(bgnbd.log_likelihood, bgnbd.NAMES, start, (ux, utx, uT), counts)
+    assert model.fit is not None and model.fit.converged
+    assert model.fit.log_likelihood >= reference.log_likelihood - 1e-6 * abs(
+        reference.log_likelihood
+    )
+    assert np.all(np.isfinite(model.fit.standard_errors))
