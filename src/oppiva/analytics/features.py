@@ -36,14 +36,12 @@ class Sources:
 
 def purchase_lines(src: Sources, as_of: date) -> ir.Table:
     """Every line of an identified customer up to `as_of`, with its product and its receipt."""
-    r, line, p = src.receipts, src.lines, src.products
+    r, line, p = src.receipts, src.lines, coded_products(src.products)
     receipts = r.filter(r.customer_id.notnull(), r.day <= day_number(as_of))
     joined = line.join(receipts, line.receipt_id == receipts.id).join(p, line.product_id == p.id)
     return joined.select(
         receipt_id=line.receipt_id,
         customer_id=receipts.customer_id,
-        outlet_id=receipts.outlet_id,
-        day=receipts.day,
         month=receipts.month,
         mday=receipts.mday,
         returns_receipt_id=line.returns_receipt_id,
@@ -54,35 +52,82 @@ def purchase_lines(src: Sources, as_of: date) -> ir.Table:
         product_group=p.product_group,
         subgroup=p.subgroup,
         age=day_number(as_of) - receipts.day,
+        department_code=p.department_code,
+        group_code=p.group_code,
+    )
+
+
+def coded_products(products: ir.Table) -> ir.Table:
+    """The products with their department and product group as integers (in the names'
+    order): the per-line work compares and counts those instead of text."""
+    return products.mutate(
+        department_code=ibis.dense_rank().over(order_by=products.department),
+        group_code=ibis.dense_rank().over(order_by=products.product_group),
     )
 
 
 def visits(src: Sources, lines: ir.Table) -> ir.Table:
     """One row per receipt: bought, returned and net cents, and whether it was a visit."""
     r = src.receipts
-    per_receipt = lines.group_by(["receipt_id", "customer_id", "outlet_id", "day", "age"]).agg(
+    # grouped by the receipt alone: its customer, outlet and day come from the receipt
+    per_receipt = lines.group_by("receipt_id").agg(
         bought=lines.total.sum(where=lines.quantity > 0).coalesce(0),
         returned=(-lines.total).sum(where=lines.quantity < 0).coalesce(0),
         net=lines.total.sum(),
         units=lines.quantity.sum(),
         is_visit=(lines.quantity > 0).any(),
+        age=lines.age.max(),
     )
-    clock = r.select(receipt_id=r.id, weekday=r.weekday, hour=r.hour)
-    o = src.outlets.select(
-        outlet_id=src.outlets.id, outlet_code=src.outlets.code, kind=src.outlets.kind
+    head = r.select(
+        receipt_id=r.id,
+        customer_id=r.customer_id,
+        outlet_id=r.outlet_id,
+        day=r.day,
+        weekday=r.weekday,
+        hour=r.hour,
     )
-    return per_receipt.join(clock, "receipt_id").join(o, "outlet_id")
+    o = src.outlets
+    ranked = o.select(
+        outlet_id=o.id,
+        outlet_code=o.code,
+        kind=o.kind,
+        # the names' order as integers, for the favourites (`_top_count`)
+        outlet_rank=ibis.dense_rank().over(order_by=o.code),
+        kind_rank=ibis.dense_rank().over(order_by=o.kind),
+    )
+    joined = per_receipt.join(head, "receipt_id").join(ranked, "outlet_id")
+    return joined.select(
+        "receipt_id",
+        "customer_id",
+        "outlet_id",
+        "day",
+        "age",
+        "bought",
+        "returned",
+        "net",
+        "units",
+        "is_visit",
+        "weekday",
+        "hour",
+        "outlet_code",
+        "kind",
+        "outlet_rank",
+        "kind_rank",
+    )
 
 
-def _top(table: ir.Table, key: str, weight: ir.NumericValue, name: str) -> ir.Table:
-    """Each customer's `key` with the largest `weight` (ties: the smallest key)."""
-    counted = table.group_by(["customer_id", key]).agg(weight=weight)
-    ranked = counted.mutate(
-        rank=ibis.row_number().over(
-            group_by=counted.customer_id, order_by=[ibis.desc(counted.weight), counted[key]]
-        )
-    )
-    return ranked.filter(ranked["rank"] == 0).select("customer_id", **{name: ranked[key]})
+# Keys a favourite is chosen among (outlets, channels, weekdays, hours): packed with the count
+# in one integer, so the largest of a customer's packed values names the favourite.
+_KEYS = 2**31
+
+
+def _top_count(visited: ir.Table, key: str) -> ir.Table:
+    """Each customer's `key` (a rank, 0 <= key < 2**31) with the most visits (ties: the
+    smallest key): a maximum per customer instead of a window ranking the keys."""
+    counted = visited.group_by(["customer_id", key]).agg(n=visited.count())
+    packed = counted.n.cast("int64") * _KEYS + (_KEYS - 1 - counted[key].cast("int64"))
+    best = counted.group_by("customer_id").agg(packed=packed.max())
+    return best.select("customer_id", **{key: _KEYS - 1 - best.packed % _KEYS})
 
 
 def _money(cents: ir.NumericValue) -> ir.FloatingValue:
@@ -104,6 +149,26 @@ def share_column(department: str) -> str:
     return f"share__{slug}_{digest}"
 
 
+# The first purchase day's net spend travels with its day in one integer, day * _SPAN + net +
+# _SPAN / 2 (positive: a day's net within +-2**39 cents, days below 2**23), whose minimum per
+# customer is the first day's: no join back on the first day.
+_SPAN = 2**40
+_ONE, _ZERO = ibis.literal(1, "int64"), ibis.literal(0, "int64")
+
+
+def _department_sums(
+    year: ir.Table, code: ir.Value, name: str, buys: ir.BooleanValue
+) -> dict[str, ir.NumericValue]:
+    """A line's spend in the department whose code is `code`, whether it is one of its lines
+    and whether it is one bought: summed per customer."""
+    here = year.department_code == code
+    return {
+        name + "_c": ibis.ifelse(here, year.total, _ZERO),
+        name + "_l": ibis.ifelse(here, _ONE, _ZERO),
+        name + "_n": ibis.ifelse(here & buys, _ONE, _ZERO),
+    }
+
+
 def customer_features(
     src: Sources,
     as_of: date,
@@ -112,7 +177,12 @@ def customer_features(
     receipts: ir.Table | None = None,
 ) -> ir.Table:
     """The catalogue's features for every customer with a purchase up to `as_of`, plus one
-    `share__<department>` column per department (share of the 365-day spend)."""
+    `share__<department>` column per department (share of the 365-day spend).
+
+    `departments` is every department of the catalogue, in name order. The year's lines are
+    summed per customer in one pass (a sum per department, on integer codes) and once more
+    for the distinct product groups; the receipts per customer, per customer and day, and per
+    customer and favourite; no window functions and no joins back."""
     lines = purchase_lines(src, as_of) if lines is None else lines
     v = visits(src, lines) if receipts is None else receipts
     in_window = {d: v.age < d for d in WINDOWS}
@@ -127,35 +197,51 @@ def customer_features(
         bought_365d_c=v.bought.sum(where=in_window[365]).coalesce(0),
         returned_365d_c=v.returned.sum(where=in_window[365]).coalesce(0),
         channels_used=v.kind.nunique(where=v.is_visit).cast("int64"),
-        purchase_days=v.day.nunique(where=v.is_visit).cast("int64"),
+    )
+    # customer value: the purchase days, and the first one's net spend (repeat spend leaves
+    # it out)
+    per_day = v.group_by(["customer_id", "day"]).agg(net=v.net.sum(), visit=v.is_visit.any())
+    first = per_day.day.cast("int64") * _SPAN + per_day.net + _SPAN // 2
+    days = per_day.group_by("customer_id").agg(
+        purchase_days=per_day.count(where=per_day.visit),
+        first_packed=first.min(where=per_day.visit),
     )
     year = lines.filter(lines.age < 365)
     with_cost = year.cost.notnull()
+    buys = year.quantity > 0
+    # each department's code, looked up once (a scalar): the lines compare integers
+    coded = coded_products(src.products)
+    code = {
+        d: coded.filter(coded.department == d).department_code.max().as_scalar()
+        for d in departments
+    }
     breadth = year.group_by("customer_id").agg(
         units_365d=year.quantity.sum(),
         margin_c=(year.total - year.cost).sum(where=with_cost),
         margin_base_c=year.total.sum(where=with_cost),
-        groups_365d=year.product_group.nunique(where=year.quantity > 0).cast("int64"),
-        departments_365d=year.department.nunique(where=year.quantity > 0).cast("int64"),
+        # per department: spend, lines and lines bought (sums of per-line values: one
+        # pass, no filtered aggregates)
         **{
-            share_column(d) + "_c": year.total.sum(where=year.department == d).coalesce(0)
+            column: expr.sum()
             for d in departments
+            for column, expr in _department_sums(year, code[d], share_column(d), buys).items()
         },
     )
+    # the product groups bought: distinct pairs counted (a separate, narrower pass)
+    pairs = year.filter(buys).select("customer_id", "group_code").distinct()
+    groups = pairs.group_by("customer_id").agg(groups_365d=pairs.count())
     visited = v.filter(v.is_visit)
+    stores = visited.select("outlet_rank", "outlet_code").distinct()
+    kinds = visited.select("kind_rank", "kind").distinct()
     tops = [
-        _top(year, "department", year.total.sum(), "top_department_365d"),
-        _top(visited, "outlet_code", visited.count(), "preferred_store"),
-        _top(visited, "kind", visited.count(), "preferred_channel"),
-        _top(visited, "weekday", visited.count(), "favourite_weekday"),
-        _top(visited, "hour", visited.count(), "favourite_hour"),
+        groups,
+        days,
+        _top_count(visited, "outlet_rank").join(stores, "outlet_rank").drop("outlet_rank"),
+        _top_count(visited, "kind_rank").join(kinds, "kind_rank").drop("kind_rank"),
+        _top_count(visited, "weekday"),
+        _top_count(visited, "hour"),
     ]
-    # customer value: the first purchase day's net spend (repeat spend leaves it out)
-    firsts = base.select(first_of=base.customer_id, first=base.first_day)
-    on_first = v.join(firsts, (v.customer_id == firsts.first_of) & (v.day == firsts.first))
-    first_spend = on_first.group_by("customer_id").agg(first_day_spend_c=on_first.net.sum())
     t = base.left_join(breadth, "customer_id").drop("customer_id_right")
-    t = t.left_join(first_spend, "customer_id").drop("customer_id_right")
     for top in tops:
         t = t.left_join(top, "customer_id").drop("customer_id_right")
     a = day_number(as_of)
@@ -163,6 +249,22 @@ def customer_features(
         (ibis.greatest(t[share_column(d) + "_c"].coalesce(0), 0) for d in departments),
         ibis.literal(0),
     )
+    # the department with the largest spend among those with lines (ties: the first name;
+    # `departments` is every department of the catalogue, in name order)
+    spends = [
+        ibis.ifelse(t[share_column(d) + "_l"] > 0, t[share_column(d) + "_c"], ibis.null("int64"))
+        for d in departments
+    ]
+    most = ibis.greatest(*spends) if spends else ibis.null("int64")
+    top_department = (
+        ibis.cases(
+            *((spend == most, d) for spend, d in zip(spends, departments, strict=True)),
+            else_=ibis.null("string"),
+        )
+        if spends
+        else ibis.null("string")
+    )
+    first_day_spend = t.first_packed % _SPAN - _SPAN // 2
     return t.select(
         "customer_id",
         first_day=t.first_day,
@@ -179,14 +281,17 @@ def customer_features(
         margin_365d=_money(t.margin_c),
         margin_rate_365d=_ratio(t.margin_c, t.margin_base_c),
         groups_365d=t.groups_365d.coalesce(0),
-        departments_365d=t.departments_365d.coalesce(0),
-        top_department_365d=t.top_department_365d,
-        preferred_store=t.preferred_store,
-        preferred_channel=t.preferred_channel,
+        departments_365d=sum(
+            ((t[share_column(d) + "_n"].coalesce(0) > 0).cast("int64") for d in departments),
+            _ZERO,
+        ),
+        top_department_365d=top_department,
+        preferred_store=t.outlet_code,
+        preferred_channel=t.kind,
         channels_used=t.channels_used,
         omnichannel=t.channels_used >= 2,
-        favourite_weekday=t.favourite_weekday.cast("int64"),
-        favourite_hour=t.favourite_hour.cast("int64"),
+        favourite_weekday=t.weekday.cast("int64"),
+        favourite_hour=t.hour.cast("int64"),
         return_rate_365d=_ratio(t.returned_365d_c, t.bought_365d_c),
         mean_interpurchase_days=ibis.ifelse(
             t.visits_total >= 2,
@@ -198,7 +303,7 @@ def customer_features(
         ),
         # for the customer value stage (not in the catalogue): purchase days, first day's spend
         value_days=t.purchase_days,
-        value_first_spend=_money(t.first_day_spend_c.coalesce(0)),
+        value_first_spend=_money(first_day_spend.coalesce(0)),
         **{
             share_column(d): _ratio(
                 ibis.greatest(t[share_column(d) + "_c"].coalesce(0), 0), shares_total
