@@ -196,3 +196,5 @@ def test_bgnbd_clv_sums_the_horizons_in_closed_form(discount_rate: float) -> Non
     general = customer_lifetime_value(Generic(model), X, TX, T, spend, discount_rate=discount_rate)
     np.testing.assert_allclose(closed, general, rtol=1e-11)
     assert np.all(np.isfinite(closed)) and np.all(closed >= 0)
+    with pytest.raises(ValueError, match="factors: one per step between horizons"):
+        model.discounted_purchases([0.0, 4.0, 8.0], [1.0], X, TX, T)

@@ -263,6 +263,11 @@ class BGNBD:
         sum over the horizons is taken on the tails, once per distinct (x, T), and each
         customer's own factors multiply it once instead of once per horizon."""
         ts, weights = floats(horizons, factors)
+        if ts.ndim != 1 or weights.shape != (max(len(ts) - 1, 0),):
+            raise ValueError(
+                f"factors: one per step between horizons ({max(len(ts) - 1, 0)}), "
+                f"got {weights.size}"
+            )
         xs, txs, Ts = floats(x, t_x, T)
         (ux, uT), _, which = compress(xs, Ts)
         tails = _tail(self.r, self.alpha, self.a, self.b, ux, uT, ts[:, None])
