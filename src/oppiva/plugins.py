@@ -29,6 +29,7 @@ BUILTIN_PLUGINS = (
     "oppiva.segments.hooks",
     "oppiva.loyalty.hooks",
     "oppiva.value.hooks",
+    "oppiva.offers.hooks",
 )
 
 

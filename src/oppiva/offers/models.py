@@ -16,7 +16,6 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -117,7 +116,6 @@ class CampaignMember(Base):
     """A customer the campaign reached, in the treatment or the holdout group (drawn once)."""
 
     __tablename__ = "offer_campaign_member"
-    __table_args__ = (UniqueConstraint("campaign_id", "customer_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(
@@ -134,10 +132,7 @@ class Coupon(Base):
     """One product's discount for one customer in one campaign, with the sentence that explains it."""
 
     __tablename__ = "offer_coupon"
-    __table_args__ = (
-        UniqueConstraint("campaign_id", "customer_id", "product_id"),
-        Index("ix_offer_coupon_customer_id_status", "customer_id", "status"),
-    )
+    __table_args__ = (Index("ix_offer_coupon_customer_id_status", "customer_id", "status"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     code: Mapped[str] = mapped_column(String(24), unique=True)
@@ -172,7 +167,6 @@ class CustomerAttribute(Base):
     false); a stated value overrides the signal the purchases suggest."""
 
     __tablename__ = "offer_customer_attribute"
-    __table_args__ = (UniqueConstraint("customer_id", "name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_id: Mapped[int] = mapped_column(
@@ -192,7 +186,6 @@ class OfferChoice(Base):
     recommenders (an explicit "I want this")."""
 
     __tablename__ = "offer_choice"
-    __table_args__ = (UniqueConstraint("campaign_id", "customer_id", "product_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(

@@ -66,11 +66,6 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_offer_campaign_member")),
-        sa.UniqueConstraint(
-            "campaign_id",
-            "customer_id",
-            name=op.f("uq_offer_campaign_member_campaign_id_customer_id"),
-        ),
     )
     op.create_index(
         op.f("ix_offer_campaign_member_campaign_id"),
@@ -99,9 +94,6 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_offer_customer_attribute")),
-        sa.UniqueConstraint(
-            "customer_id", "name", name=op.f("uq_offer_customer_attribute_customer_id_name")
-        ),
     )
     op.create_index(
         op.f("ix_offer_customer_attribute_customer_id"),
@@ -158,12 +150,6 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_offer_coupon")),
-        sa.UniqueConstraint(
-            "campaign_id",
-            "customer_id",
-            "product_id",
-            name=op.f("uq_offer_coupon_campaign_id_customer_id_product_id"),
-        ),
         sa.UniqueConstraint("code", name=op.f("uq_offer_coupon_code")),
     )
     op.create_index(

@@ -49,12 +49,6 @@ def upgrade() -> None:
             ["product_id"], ["product.id"], name=op.f("fk_offer_choice_product_id_product")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_offer_choice")),
-        sa.UniqueConstraint(
-            "campaign_id",
-            "customer_id",
-            "product_id",
-            name=op.f("uq_offer_choice_campaign_id_customer_id_product_id"),
-        ),
     )
     op.create_index(
         op.f("ix_offer_choice_campaign_id"), "offer_choice", ["campaign_id"], unique=False
