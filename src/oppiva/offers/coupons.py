@@ -269,3 +269,37 @@ def product_names(session: Session, product_ids: Sequence[int]) -> dict[int, tup
         select(Product.id, Product.sku, Product.name).where(Product.id.in_(set(product_ids)))
     )
     return {pid: (sku, name) for pid, sku, name in rows}
+
+
+def describe(session: Session, coupons: Sequence[Coupon]) -> list[dict[str, Any]]:
+    """Coupons with their campaign key and product, ready for the API and the CLI."""
+    names = product_names(session, [c.product_id for c in coupons])
+    keys = dict(
+        (r[0], r[1])
+        for r in session.execute(
+            select(OfferCampaign.id, OfferCampaign.key).where(
+                OfferCampaign.id.in_({c.campaign_id for c in coupons})
+            )
+        )
+    )
+    return [
+        {
+            "code": c.code,
+            "campaign": keys[c.campaign_id],
+            "customer_id": c.customer_id,
+            "product_id": c.product_id,
+            "sku": names[c.product_id][0],
+            "product_name": names[c.product_id][1],
+            "kind": c.kind,
+            "source": c.source,
+            "discount_percent": c.discount_percent,
+            "explanation": c.explanation,
+            "language": c.language,
+            "status": c.status,
+            "valid_until": c.valid_until,
+            "issued_at": c.issued_at,
+            "seen_at": c.seen_at,
+            "redeemed_at": c.redeemed_at,
+        }
+        for c in coupons
+    ]

@@ -154,3 +154,10 @@ def set_attributes(
             )
     session.flush()
     return stated(session, [customer.id])[customer.id]
+
+
+def attributes_of(session: Session, customer_id: int) -> tuple[dict[str, bool], dict[str, bool]]:
+    """The customer's stated attributes, and those in effect (stated over purchase signals)."""
+    customer = customers.get_customer(session, customer_id)
+    in_effect = profile(session, customer.id).attributes
+    return stated(session, [customer.id])[customer.id], dict(sorted(in_effect.items()))
