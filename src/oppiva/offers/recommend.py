@@ -19,7 +19,7 @@ import scipy.sparse as sp
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 
-CHUNK_ROWS = 20_000
+CHUNK_ROWS = 5_000
 COUPON_DAYS = 28  # the window an offer is scored for: a coupon's validity
 POPULAR_DAYS = 28  # the popularity window
 LAUNCH_DAYS = 91  # a product first sold this recently counts as a launch
@@ -27,6 +27,7 @@ PRIOR_PURCHASES = 2.0  # shrinkage of a personal cycle towards the product's pop
 ITEM_SHRINK = 10.0  # shrinkage of the cosine (co-buyers added to the denominator)
 BLEND = (0.3, 0.7, 0.1)  # weights of ALS, item-item and popularity in a new product's score
 LAUNCH_BOOST = 0.5  # a recent launch's score is raised by this share
+ALPHA = 0.2  # item-item asymmetry: 0 is P(j | i), 0.5 the cosine
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +136,13 @@ def popularity(history: History, window_days: int = POPULAR_DAYS) -> Floats:
 
 
 def item_similarity(bought: sp.csr_matrix, shrink: float = ITEM_SHRINK) -> Floats:
-    """Cosine of the products' buyer sets with shrinkage (co-buyers over sqrt(n_i n_j) + shrink);
-    the diagonal is zero. Dense products x products."""
+    """Asymmetric cosine of the products' buyer sets with shrinkage: co-buyers over
+    n_i^(1-ALPHA) n_j^ALPHA + shrink (Aiolli 2013); the diagonal is zero. Dense products x products."""
     binary = bought.copy()
     binary.data[:] = 1.0
     co = (binary.T @ binary).toarray().astype(np.float64)
     n = np.diag(co).copy()
-    sim = co / (np.sqrt(np.outer(n, n)) + shrink)
+    sim = co / (np.outer(n ** (1.0 - ALPHA), n**ALPHA) + shrink)
     np.fill_diagonal(sim, 0.0)
     return np.asarray(sim, dtype=np.float64)
 
@@ -303,11 +304,14 @@ class Models:
     factors: Factors
     launched: npt.NDArray[np.bool_]
     sold: npt.NDArray[np.bool_]
+    bought: sp.csr_matrix  # customers x products, 1 where ever bought
 
 
 def fit(history: History, engine: str = "duckdb", master: str | None = None) -> Models:
     """Fit the four recommenders on `history` (ALS on Spark MLlib when `engine` is spark)."""
     bought = history.matrix()
+    ever = bought.copy()
+    ever.data[:] = 1.0
     first = history.first_sale_day()
     factors = als_spark(bought, master=master) if engine == "spark" else als(bought)
     return Models(
@@ -323,6 +327,7 @@ def fit(history: History, engine: str = "duckdb", master: str | None = None) -> 
             minlength=history.products,
         )
         > 0,
+        bought=ever,
     )
 
 
@@ -357,8 +362,7 @@ def new_candidates(
     """Each customer's `k` best products never bought: customers like them (ALS), products
     bought with theirs (item-item) and recent launches, blended per customer."""
     rows = rows or slice(0, history.customers)
-    bought = history.matrix()[rows]
-    bought.data[:] = 1.0
+    bought = models.bought[rows]
     ids = np.arange(history.customers)[rows]
     als_scores = np.asarray(
         models.factors.customer[rows] @ models.factors.product.T, dtype=np.float64
@@ -377,14 +381,15 @@ def new_candidates(
     product = best[valid]
     score = score[valid]
     rank = (np.nonzero(valid)[1] + 1).astype(np.int64)
-    via_items = b[row, product] >= a[row, product]
+    driver = _drivers(bought, models.similarity, row, product)
+    # item-item explains the offer only when the customer's own products are behind it
+    via_items = (b[row, product] >= a[row, product]) & (driver[:, 0] >= 0)
     recommender = np.where(via_items, "itemitem", "als")
     reason = np.where(
         models.launched[product],
         "new_popular",
         np.where(via_items, "bought_with", "similar_customers"),
     )
-    driver = _drivers(bought, models.similarity, row, product)
     n = product.size
     return Candidates(
         customer=ids[row],
