@@ -418,14 +418,26 @@ def _drivers(bought: sp.csr_matrix, similarity: Floats, row: Ints, product: Ints
     lengths = np.diff(picked.indptr)
     pair = np.repeat(np.arange(row.size), lengths)
     items = picked.indices.astype(np.int64)
-    weight = similarity[items, product[pair]]
-    order = np.lexsort((-weight, pair))
-    pair, items, weight = pair[order], items[order], weight[order]
-    starts = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
-    position = np.arange(pair.size) - starts[pair]
+    weight = similarity[items, product[pair]].copy()
     out = np.full((row.size, 2), -1, np.int64)
-    keep = (position < 2) & (weight > 0)
-    out[pair[keep], position[keep]] = items[keep]
+    has = np.flatnonzero(lengths > 0)
+    for slot in range(2):  # the best, then the best of the rest: two segment maxima
+        if not has.size:
+            break
+        best = np.maximum.reduceat(weight, picked.indptr[has])
+        winner = np.flatnonzero(weight == np.repeat(_spread(best, has, row.size), lengths))
+        first_of_pair, at = np.unique(pair[winner], return_index=True)
+        chosen = winner[at]
+        good = weight[chosen] > 0
+        out[first_of_pair[good], slot] = items[chosen[good]]
+        weight[chosen] = -np.inf
+    return out
+
+
+def _spread(values: Floats, where: Ints, size: int) -> Floats:
+    """`values` placed at the indices `where` of an array of `size` (NaN elsewhere)."""
+    out = np.full(size, np.nan)
+    out[where] = values
     return out
 
 
