@@ -27,6 +27,7 @@ PRIOR_PURCHASES = 2.0  # shrinkage of a personal cycle towards the product's pop
 ITEM_SHRINK = 10.0  # shrinkage of the cosine (co-buyers added to the denominator)
 BLEND = (0.3, 0.7, 0.1)  # weights of ALS, item-item and popularity in a new product's score
 LAUNCH_BOOST = 0.5  # a recent launch's score is raised by this share
+FREQ_WEIGHT = 2.0  # a repeat score grows with log(1 + purchase days): habits over one-offs
 ALPHA = 0.2  # item-item asymmetry: 0 is P(j | i), 0.5 the cosine
 
 
@@ -122,6 +123,7 @@ def repeat(history: History, window_days: int = COUPON_DAYS) -> Cycles:
     overdue = np.clip(elapsed - 2.0 * cycle, 0.0, None) / cycle
     confidence = gaps / (gaps + 1.0)
     score = (1.0 - np.exp(-window_days / cycle)) * np.exp(-overdue) * (0.25 + 0.75 * confidence)
+    score = score * (1.0 + FREQ_WEIGHT * np.log1p(count))
     due = (last + np.round(cycle)).astype(np.int64)
     return Cycles(customer, product, count, last, cycle, due, score)
 
