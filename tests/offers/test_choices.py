@@ -95,3 +95,26 @@ def test_the_holdout_and_customers_without_consent_get_nothing_to_choose(db: Sto
 def _held(campaign, customer_id, seed):
     campaign.holdout_seed = seed
     return campaigns.is_holdout(campaign, customer_id)
+
+
+def test_coupons_picks_and_statements_follow_a_merge_and_are_exported(db: Store, shop):
+    from oppiva.customers import service as customers
+    from oppiva.offers import relevance
+
+    with db.transaction() as session:
+        campaigns.create_campaign(session, definition(holdout_share=0))
+        choices.choose(session, "autumn", shop, ["S01"])
+        relevance.set_attributes(session, shop, {"balcony": True}, "app")
+        survivor = make_consenting(session)
+        customers.merge_customers(session, survivor.id, shop, reason="same person", actor="t")
+        records = privacy.export_person(session, shop)["records"]
+        exported = next(r for r in records if r["customer_id"] == survivor.id)
+        (coupon,) = exported["offer_coupons"]
+        assert (coupon["campaign"], coupon["product"], coupon["source"]) == (
+            "autumn",
+            "S01",
+            "choice",
+        )
+        assert exported["offer_choices"][0]["product"] == "S01"
+        assert exported["offer_attributes"][0]["name"] == "balcony"
+        assert exported["offer_campaigns"][0]["group"] == "treatment"
