@@ -6,16 +6,20 @@ import`), a programme with a per-euro rule that every member joins, and an API k
 `receipts:write` bound to one store. Then, for each server (`oppiva serve`, and uvicorn
 with the app factory and 1 or 2 workers) and each wrk connection count: a warm-up, then a
 measured run of distinct receipts (unique external ids and Idempotency-Keys, a joined
-member's card, 3-10 lines of real skus). Prints receipts/s, p50/p95/p99 and the non-201
-answers; afterwards checks that the database holds every receipt and a points lot for each.
+member's card, 3-10 lines of real skus). Servers: `serve` is `oppiva serve` (one process),
+`serve-N` is `oppiva serve --workers N`, `uvicorn-N` is uvicorn with the app factory and N
+workers. Prints receipts/s, p50/p95/p99, the non-201 answers and the CPU the server's processes
+spent per receipt (from /proc: steadier than the rate on a shared machine); afterwards checks
+that the database holds every receipt and a points lot for each.
 
-    .venv/bin/python benchmarks/till.py [--duration 30] [--connections 4,8,16]
+    .venv/bin/python benchmarks/till.py [--duration 30] [--connections 4,8,16] [--servers serve,serve-2]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import os
 import platform
@@ -178,8 +182,9 @@ def free_port() -> int:
 
 
 def start_server(env: dict[str, str], kind: str, port: int) -> subprocess.Popen[bytes]:
-    if kind == "serve":
-        cmd = [OPPIVA, "serve", "--port", str(port)]
+    if kind == "serve" or kind.startswith("serve-"):
+        workers = kind.removeprefix("serve").removeprefix("-") or "1"
+        cmd = [OPPIVA, "serve", "--port", str(port), "--workers", workers]
     else:
         workers = kind.removeprefix("uvicorn-")
         cmd = [
@@ -197,7 +202,8 @@ def start_server(env: dict[str, str], kind: str, port: int) -> subprocess.Popen[
     server = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    for _ in range(200):
+    # A loaded machine may take a minute to import the app in every worker.
+    for _ in range(900):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=1)
             return server
@@ -205,6 +211,21 @@ def start_server(env: dict[str, str], kind: str, port: int) -> subprocess.Popen[
             time.sleep(0.1)
     stop_server(server)
     raise SystemExit(f"{kind} did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process and its children (the workers), from /proc."""
+    children = subprocess.run(
+        ["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    ticks = 0
+    for each in [pid, *map(int, children)]:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def stop_server(server: subprocess.Popen[bytes]) -> None:
@@ -245,7 +266,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=30, help="seconds per measured run")
     parser.add_argument("--warmup", type=int, default=5, help="seconds of warm-up per server")
     parser.add_argument("--connections", default="4,8,16")
-    parser.add_argument("--servers", default="serve,uvicorn-1,uvicorn-2")
+    parser.add_argument("--servers", default="serve,serve-2")
     parser.add_argument("--keep", action="store_true", help="leave the database and server up")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -262,6 +283,8 @@ def main() -> None:
         "OPPIVA_SECRET_KEY": os.environ.get("OPPIVA_SECRET_KEY", "benchmark-key"),
     }
     print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    fast = [name for name in ("uvloop", "httptools") if importlib.util.find_spec(name)]
+    print(f"uvicorn with {', '.join(fast) or 'asyncio and h11'}")
     posted = 0
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -278,7 +301,9 @@ def main() -> None:
                     posted += int(warm["created"])
                     for c in (int(x) for x in args.connections.split(",")):
                         load = os.getloadavg()[0]
+                        cpu = cpu_seconds(server.pid)
                         r = wrk(lua_script(folder, key, f"B{kind}-{c}"), port, c, args.duration)
+                        cpu = cpu_seconds(server.pid) - cpu
                         posted += int(r["created"])
                         print(
                             f"{kind:10s} c={c:3d} {r['requests'] / r['seconds']:7.1f} receipts/s  "
@@ -286,6 +311,7 @@ def main() -> None:
                             f"p99 {r['p99']:6.1f} ms  max {r['max']:6.1f} ms  "
                             f"201 {int(r['created'])}  other {int(r['other'])}  "
                             f"socket errors {int(r['socket_errors'])}  "
+                            f"server CPU {1000 * cpu / max(1, r['requests']):.1f} ms/receipt  "
                             f"load {load:.2f}/{os.getloadavg()[0]:.2f}",
                             flush=True,
                         )

@@ -18,8 +18,8 @@ from oppiva.customers.api import router as customers_router
 from oppiva.db import Store
 from oppiva.errors import Conflict, InvalidInput, OppivaError, RateLimited
 from oppiva.loyalty.api import router as loyalty_router
-from oppiva.offers.api import router as offers_router
 from oppiva.migrations import current
+from oppiva.offers.api import router as offers_router
 from oppiva.privacy.api import router as privacy_router
 from oppiva.purchases.api import router as purchases_router
 from oppiva.segments.api import router as segments_router
@@ -86,12 +86,14 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
         engine = app.state.store.engine
         return {"status": "ok", "database": engine.dialect.name, "revision": current(engine)}
 
+    # The till's router first: routes are matched in order, and receipts are most requests.
+    # No path of another router matches one of its routes.
+    app.include_router(purchases_router, prefix="/v1")
     app.include_router(access_router, prefix="/v1")
     app.include_router(customers_router, prefix="/v1")
     app.include_router(loyalty_router, prefix="/v1")
     app.include_router(offers_router, prefix="/v1")
     app.include_router(privacy_router, prefix="/v1")
-    app.include_router(purchases_router, prefix="/v1")
     app.include_router(segments_router, prefix="/v1")
     app.include_router(value_router, prefix="/v1")
     app.state.permissions = check_routes(app)

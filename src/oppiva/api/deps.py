@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
@@ -16,11 +18,30 @@ def get_store(request: Request) -> Store:
     return store
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back when it raises."""
-    store = get_store(request)
-    with store.sessions() as session, session.begin():
+def _commit(session: Session) -> None:
+    with session:
+        session.commit()
+
+
+def _roll_back(session: Session) -> None:
+    with session:
+        session.rollback()
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One transaction per request: committed when the route returns, rolled back when it raises.
+
+    Async so that opening the session (no I/O until the first statement) costs no trip to a
+    worker thread; the commit or rollback runs in one, shielded from a client's disconnect."""
+    session = get_store(request).sessions()
+    try:
         yield session
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_roll_back, session)
+        raise
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(_commit, session)
 
 
 StoreDep = Annotated[Store, Depends(get_store)]

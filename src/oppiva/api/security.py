@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Annotated, Any
 
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oppiva.access.permissions import Permission
-from oppiva.access.service import AuditContext, Principal, record_audit, resolve_credential
+from oppiva.access.service import AuditContext, Principal, resolve_credential, write_audit
 from oppiva.db import Store
 from oppiva.errors import Forbidden, OppivaError
 
@@ -164,13 +164,14 @@ class Access:
     ) -> None:
         """Write the audit log; `with_purpose=False` leaves out the caller's free-text purpose."""
         context = self.context if with_purpose else replace(self.context, purpose=None)
-        record_audit(session, context, action, customer_ids, detail)
+        write_audit(session, context, action, customer_ids, detail)
 
 
-def require(permission: Permission) -> Callable[..., Access]:
+def require(permission: Permission) -> Callable[..., Awaitable[Access]]:
     """The dependency a route declares: the caller must hold `permission` (else 403)."""
 
-    def dependency(
+    # Async: it only reads the request, so it needs no worker thread.
+    async def dependency(
         request: Request,
         _token: Annotated[str | None, Depends(staff_login)],
         _key: Annotated[HTTPAuthorizationCredentials | None, Depends(api_key)],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -17,8 +18,8 @@ from oppiva.config import get_settings
 from oppiva.customers.cli import app as customers_app
 from oppiva.demo.cli import simulate_command
 from oppiva.loyalty.cli import app as loyalty_app
-from oppiva.offers.cli import app as offers_app
 from oppiva.migrations import current, downgrade, head
+from oppiva.offers.cli import app as offers_app
 from oppiva.privacy.cli import app as consent_app
 from oppiva.purchases.cli import app as import_app
 from oppiva.segments.cli import app as segments_app
@@ -245,17 +246,13 @@ def serve(
         api = create_app(Store(ctx.obj["database"]))
         uvicorn.run(api, host=host, port=port, log_level="info", access_log=access_log)
         return
-    # Each worker process builds its own app (and pool) from the environment.
+    # Each worker process builds its own app (and pool) from the environment. uvicorn's own
+    # command supervises them: its workers cannot re-import a console script as their main.
     os.environ["OPPIVA_DATABASE_URL"] = ctx.obj["database"]
-    uvicorn.run(
-        "oppiva.api.app:create_app",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=access_log,
-    )
+    command = [sys.executable, "-m", "uvicorn", "oppiva.api.app:create_app", "--factory"]
+    command += ["--workers", str(workers), "--host", host, "--port", str(port)]
+    command += ["--log-level", "info", "--access-log" if access_log else "--no-access-log"]
+    os.execv(sys.executable, command)  # noqa: S606 (our own interpreter, no shell)
 
 
 def main() -> None:

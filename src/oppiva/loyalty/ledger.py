@@ -38,8 +38,22 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, exists, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Integer,
+    Select,
+    Table,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from oppiva.customers.models import Customer
 from oppiva.db import utcnow
@@ -181,11 +195,27 @@ def create_programme(
     return programme
 
 
+_PROGRAMMES = "oppiva.loyalty.programmes"
+"""The `Session.info` entry that remembers the programmes a session has loaded, by key."""
+
+
 def get_programme(session: Session, key: str) -> Programme:
+    """The programme by its key. A programme this session has loaded already is returned without
+    a query: a query would hand back the same object from the identity map, unrefreshed."""
+    known: dict[str, Programme] = session.info.setdefault(_PROGRAMMES, {})
+    programme = known.get(key)
+    if programme is not None and inspect(programme).persistent and programme.key == key:
+        return programme
     programme = session.scalar(select(Programme).where(Programme.key == key))
     if programme is None:
         raise NotFound(f"programme {key!r} does not exist")
+    known[key] = programme
     return programme
+
+
+def remember_programme(session: Session, programme: Programme) -> None:
+    """Let `get_programme` find `programme` (loaded by another query) without a query."""
+    session.info.setdefault(_PROGRAMMES, {})[programme.key] = programme
 
 
 def _find_membership(session: Session, programme: Programme, customer_id: int) -> Membership | None:
@@ -285,8 +315,27 @@ def _lock(session: Session, programme_key: str, who: ColumnElement[bool]) -> int
     return int(result.rowcount)
 
 
+_MEMBERS = cast(Table, Membership.__table__)
+_LOCK_MEMBER = (
+    update(_MEMBERS)
+    .where(
+        _MEMBERS.c.programme_id
+        == select(Programme.__table__.c.id)
+        .where(Programme.__table__.c.key == bindparam("programme_key"))
+        .scalar_subquery(),
+        _MEMBERS.c.customer_id == bindparam("member"),
+    )
+    .values(ledger_version=_MEMBERS.c.ledger_version + 1)
+)
+"""`_lock` of one member, built once: the till takes this lock for every receipt."""
+
+
 def _lock_member(session: Session, programme_key: str, customer_id: int) -> Programme:
-    if _lock(session, programme_key, Membership.customer_id == customer_id) == 0:
+    locked = cast(
+        "CursorResult[Any]",
+        session.execute(_LOCK_MEMBER, {"programme_key": programme_key, "member": customer_id}),
+    )
+    if locked.rowcount == 0:
         _membership(session, get_programme(session, programme_key), customer_id)
     return get_programme(session, programme_key)
 
@@ -355,16 +404,20 @@ def _take(
     return taken
 
 
+_OPERATION = select(PointsOperation).where(
+    PointsOperation.programme_id == bindparam("programme_id"),
+    PointsOperation.kind == bindparam("kind"),
+    PointsOperation.source == bindparam("source"),
+    PointsOperation.external_id == bindparam("external_id"),
+)
+
+
 def _operation(
     session: Session, programme_id: int, kind: OperationKind, source: str, external_id: str
 ) -> PointsOperation | None:
     return session.scalar(
-        select(PointsOperation).where(
-            PointsOperation.programme_id == programme_id,
-            PointsOperation.kind == kind,
-            PointsOperation.source == source,
-            PointsOperation.external_id == external_id,
-        )
+        _OPERATION,
+        {"programme_id": programme_id, "kind": kind, "source": source, "external_id": external_id},
     )
 
 
@@ -422,35 +475,47 @@ def earn(
         return session.get_one(PointsLot, earlier.lot_id)
     if receipt_id is not None and session.get(Receipt, receipt_id) is None:
         raise InvalidInput("receipt_id", f"receipt {receipt_id} does not exist")
-    lot = PointsLot(
-        programme_id=programme.id,
-        customer_id=customer_id,
-        kind=LotKind.EARN,
-        points=points,
-        earned_at=at,
-        confirms_at=at + timedelta(days=programme.pending_days),
-        expires_at=add_months(at, programme.expiry_months),
-        source=source,
-        external_id=external_id,
-        rule=rule,
-        receipt_id=receipt_id,
-    )
+    values = {
+        "programme_id": programme.id,
+        "customer_id": customer_id,
+        "kind": LotKind.EARN,
+        "points": points,
+        "earned_at": at,
+        "confirms_at": at + timedelta(days=programme.pending_days),
+        "expires_at": add_months(at, programme.expiry_months),
+        "source": source,
+        "external_id": external_id,
+        "rule": rule,
+        "receipt_id": receipt_id,
+    }
+    # Plain INSERTs, the lot then attached to the session as stored: every receipt earns here,
+    # and the ORM's unit of work costs more than the statements.
+    lot = PointsLot(id=session.execute(_INSERT_LOT, values).scalar_one(), **values)
+    make_transient_to_detached(lot)
     session.add(lot)
-    session.flush()
-    _new_operation(
-        session,
-        programme_id=programme.id,
-        customer_id=customer_id,
-        kind=OperationKind.EARN,
-        source=source,
-        external_id=external_id,
-        points=points,
-        rule=rule,
-        receipt_id=receipt_id,
-        lot_id=lot.id,
-        created_at=at,
+    session.execute(
+        _INSERT_OPERATION,
+        {
+            "programme_id": programme.id,
+            "customer_id": customer_id,
+            "kind": OperationKind.EARN,
+            "source": source,
+            "external_id": external_id,
+            "points": points,
+            "shortfall": 0,
+            "rule": rule,
+            "reason": None,
+            "staff": None,
+            "receipt_id": receipt_id,
+            "lot_id": lot.id,
+            "created_at": at,
+        },
     )
     return lot
+
+
+_INSERT_LOT = insert(cast(Table, PointsLot.__table__)).returning(PointsLot.__table__.c.id)
+_INSERT_OPERATION = insert(cast(Table, PointsOperation.__table__))
 
 
 def spend(
@@ -719,39 +784,80 @@ def balance(
     """The member's points at `at` (now by default), from the ledger as it stood then."""
     at = _moment(at)
     programme = get_programme(session, programme_key)
-    _membership(session, programme, customer_id)
-    sums: dict[str, int] = defaultdict(int)
-    for kind, n in session.execute(
-        select(PointsMovement.kind, func.sum(PointsMovement.points))
-        .where(
-            PointsMovement.programme_id == programme.id,
-            PointsMovement.customer_id == customer_id,
-            PointsMovement.created_at <= at,
-        )
-        .group_by(PointsMovement.kind)
-    ):
-        sums[kind] = int(n)
-    earned = added = available = pending = due = 0
-    for lot, left in _remaining(session, programme.id, customer_id, at):
-        if lot.kind == LotKind.EARN:
-            earned += lot.points
-        else:
-            added += lot.points
-        if lot.expires_at <= at:
-            due += left
-        elif lot.confirms_at > at:
-            pending += left
-        else:
-            available += left
+    found = _balance(session, programme.id, customer_id, at)
+    if found is None:
+        _membership(session, programme, customer_id)
+        raise AssertionError("_membership raises for a customer who is no member")
+    return found
+
+
+def _balance(session: Session, programme_id: int, customer_id: int, at: datetime) -> Balance | None:
+    """The balance in one statement (None when the customer is no member): each lot's points
+    less what moved out of it by `at`, summed by state, and the movements summed by kind."""
+    row = session.execute(
+        _BALANCE,
+        {"programme_id": programme_id, "customer_id": customer_id, "at": at},
+    ).one()
+    if not row.member:
+        return None
+    moved = {kind: int(row._mapping[kind] or 0) for kind in MovementKind}
     return Balance(
-        available=available,
-        pending=pending,
-        earned=earned,
-        spent=sums[MovementKind.SPEND],
-        expired=sums[MovementKind.EXPIRE] + due,
-        reversed=sums[MovementKind.REVERSE],
-        adjusted=added - sums[MovementKind.ADJUST],
+        available=int(row.available or 0),
+        pending=int(row.pending or 0),
+        earned=int(row.earned or 0),
+        spent=moved[MovementKind.SPEND],
+        expired=moved[MovementKind.EXPIRE] + int(row.due or 0),
+        reversed=moved[MovementKind.REVERSE],
+        adjusted=int(row.added or 0) - moved[MovementKind.ADJUST],
     )
+
+
+def _balance_statement() -> Select[Any]:
+    programme_id = bindparam("programme_id", type_=Integer)
+    customer_id = bindparam("customer_id", type_=Integer)
+    at = bindparam("at", type_=_LOT.c.earned_at.type)
+    movements = (_MOVE.c.programme_id == programme_id) & (_MOVE.c.customer_id == customer_id)
+    taken = (
+        select(_MOVE.c.lot_id, func.sum(_MOVE.c.points).label("taken"))
+        .where(movements, _MOVE.c.created_at <= at)
+        .group_by(_MOVE.c.lot_id)
+        .subquery()
+    )
+    left = _LOT.c.points - func.coalesce(taken.c.taken, 0)
+    live = _LOT.c.expires_at > at
+    by_kind = [
+        select(func.sum(_MOVE.c.points))
+        .where(movements, _MOVE.c.created_at <= at, _MOVE.c.kind == kind)
+        .scalar_subquery()
+        .label(str(kind))
+        for kind in MovementKind
+    ]
+    member = exists().where(
+        _MEMBERS.c.programme_id == programme_id, _MEMBERS.c.customer_id == customer_id
+    )
+    return (
+        select(
+            member.label("member"),
+            func.sum(case((_LOT.c.kind == LotKind.EARN, _LOT.c.points))).label("earned"),
+            func.sum(case((_LOT.c.kind != LotKind.EARN, _LOT.c.points))).label("added"),
+            func.sum(case((~live, left))).label("due"),
+            func.sum(case((live & (_LOT.c.confirms_at > at), left))).label("pending"),
+            func.sum(case((live & (_LOT.c.confirms_at <= at), left))).label("available"),
+            *by_kind,
+        )
+        .select_from(_LOT)
+        .outerjoin(taken, taken.c.lot_id == _LOT.c.id)
+        .where(
+            _LOT.c.programme_id == programme_id,
+            _LOT.c.customer_id == customer_id,
+            _LOT.c.earned_at <= at,
+        )
+    )
+
+
+_LOT = cast(Table, PointsLot.__table__)
+_MOVE = cast(Table, PointsMovement.__table__)
+_BALANCE = _balance_statement()
 
 
 def statement(session: Session, programme_key: str, customer_id: int) -> list[dict[str, Any]]:

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Select, bindparam, exists, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from oppiva.config import get_settings
 from oppiva.errors import InvalidInput
@@ -108,12 +111,18 @@ def _operation(
 
 def _basket(session: Session, receipt: Receipt) -> Basket:
     bought = [line for line in receipt.lines if line.quantity > 0]
-    products = {
-        product.id: product
-        for product in session.scalars(
-            select(Product).where(Product.id.in_({line.product_id for line in bought}))
+    # The till has just loaded the receipt's products: take them from the identity map.
+    products: dict[int, Product] = {}
+    for product_id in {line.product_id for line in bought}:
+        known = session.identity_map.get(identity_key(Product, product_id))
+        if isinstance(known, Product):
+            products[product_id] = known
+    missing = {line.product_id for line in bought} - products.keys()
+    if missing:
+        products.update(
+            (product.id, product)
+            for product in session.scalars(select(Product).where(Product.id.in_(missing)))
         )
-    }
     lines = [
         BasketLine(
             sku=products[line.product_id].sku,
@@ -145,37 +154,50 @@ def _with_tier(earning: Earning, tier: tiers.TierStatus) -> Earning:
     return Earning((*earning.parts, EarnedPart(tier.tier, "tier", points, explanation)), ())
 
 
+@lru_cache(maxsize=64)
+def _rule_set(text: str) -> RuleSet:
+    """A programme's rules read once per text: reading YAML costs more than evaluating it."""
+    return load_rule_set(text)
+
+
+_NO_TIER = tiers.TierStatus(
+    tier=None,
+    since=None,
+    kept_until=None,
+    measure=Decimal(0),
+    next_tier=None,
+    needed=None,
+    message="",
+)
+"""The tier status of a member of a programme without tiers who holds none (what `tiers.qualify`
+answers then, without its queries)."""
+
+
 def _earn(
     session: Session,
     programme: Programme,
     receipt: Receipt,
     tier: tiers.TierStatus,
     *,
+    earlier: int | None,
+    first: bool,
     record: bool,
 ) -> int:
-    """The points the receipt earned in the programme, earning them first when `record`."""
+    """The points the receipt earned in the programme, earning them first when `record`;
+    `earlier` is what an earlier earning of the receipt recorded, `first` whether the member
+    has earned nothing before."""
     assert receipt.customer_id is not None
-    earlier = _operation(session, programme.id, OperationKind.EARN, str(receipt.id))
     if earlier is not None:
-        return earlier.points
+        return earlier
     if not record or not programme.rules:
         return 0
     basket = _basket(session, receipt)
     if not basket.lines:
         return 0
-    first = not session.scalar(
-        select(
-            exists().where(
-                PointsLot.programme_id == programme.id,
-                PointsLot.customer_id == receipt.customer_id,
-                PointsLot.kind == LotKind.EARN,
-            )
-        )
-    )
     context = MemberContext(
         today=business_date(receipt.purchased_at), first_purchase=first, tier=tier.tier
     )
-    earning = _with_tier(evaluate(load_rule_set(programme.rules), basket, context), tier)
+    earning = _with_tier(evaluate(_rule_set(programme.rules), basket, context), tier)
     if earning.total <= 0:
         return 0
     ledger.earn(
@@ -252,6 +274,42 @@ def _reverse(session: Session, receipt: Receipt, *, record: bool) -> dict[int, t
     return out
 
 
+def _memberships_statement() -> Select[Any]:
+    """One query for the customer's active memberships, their programmes, what the receipt
+    earned in each already and whether the member earned before: the till's answer waits for
+    every statement."""
+    earlier = (
+        select(PointsOperation.points)
+        .where(
+            PointsOperation.programme_id == Programme.id,
+            PointsOperation.kind == OperationKind.EARN,
+            PointsOperation.source == RECEIPT_SOURCE,
+            PointsOperation.external_id == bindparam("receipt_ref"),
+        )
+        .scalar_subquery()
+    )
+    earned_before = exists().where(
+        PointsLot.programme_id == Programme.id,
+        PointsLot.customer_id == bindparam("customer_id"),
+        PointsLot.kind == LotKind.EARN,
+    )
+    return (
+        select(Programme, Membership, earlier, earned_before)
+        .join(Membership, Membership.programme_id == Programme.id)
+        .where(
+            Membership.customer_id == bindparam("customer_id"),
+            Membership.status == MembershipStatus.ACTIVE,
+            # A silent programme shows nothing at the till and earns nothing from baskets:
+            # its members' spend is its result (see `oppiva.loyalty.silent`).
+            Programme.kind != ProgrammeKind.SILENT,
+        )
+        .order_by(Programme.id)
+    )
+
+
+_MEMBERSHIPS = _memberships_statement()
+
+
 def accrue_for_receipt(session: Session, receipt: Receipt, *, record: bool = True) -> list[Accrual]:
     """Earn the receipt's points in every programme its customer is an active member of, and
     reverse the returned share of the earnings of the receipts it returns from. Repeated, it
@@ -262,34 +320,37 @@ def accrue_for_receipt(session: Session, receipt: Receipt, *, record: bool = Tru
     reversed_by_programme = _reverse(session, receipt, record=record)
     if receipt.customer_id is None:
         return []
-    memberships = session.scalars(
-        select(Programme)
-        .join(Membership, Membership.programme_id == Programme.id)
-        .where(
-            Membership.customer_id == receipt.customer_id,
-            Membership.status == MembershipStatus.ACTIVE,
-            # A silent programme shows nothing at the till and earns nothing from baskets:
-            # its members' spend is its result (see `oppiva.loyalty.silent`).
-            Programme.kind != ProgrammeKind.SILENT,
-        )
-        .order_by(Programme.id)
+    memberships = session.execute(
+        _MEMBERSHIPS, {"customer_id": receipt.customer_id, "receipt_ref": str(receipt.id)}
     ).all()
     result = []
     at = receipt.purchased_at
     # The tier held at the purchase (its spend and visit counted) gives its multiplier; the
     # points it earns count at once for the tier reported.
     measure = tiers.qualify if record else tiers.status
-    for programme in memberships:
-        held = measure(session, programme.key, receipt.customer_id, at)
-        earned = _earn(session, programme, receipt, held, record=record)
+    for programme, membership, recorded, has_earned in memberships:
+        ledger.remember_programme(session, programme)
+        tiered = programme.tiers is not None or membership.tier is not None
+        held = measure(session, programme.key, receipt.customer_id, at) if tiered else _NO_TIER
+        earned = _earn(
+            session,
+            programme,
+            receipt,
+            held,
+            earlier=recorded,
+            first=not has_earned,
+            record=record,
+        )
         taken, owner = reversed_by_programme.get(programme.id, (0, receipt.customer_id))
+        points = ledger._balance(session, programme.id, receipt.customer_id, ledger._moment(None))
+        assert points is not None
         result.append(
             Accrual(
                 programme=programme.key,
                 points_earned=earned,
                 points_reversed=taken if owner == receipt.customer_id else 0,
-                balance=ledger.balance(session, programme.key, receipt.customer_id),
-                tier=measure(session, programme.key, receipt.customer_id, at),
+                balance=points,
+                tier=measure(session, programme.key, receipt.customer_id, at) if tiered else held,
             )
         )
     return result

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select
 
 from oppiva.access.permissions import P
 from oppiva.api.deps import DbSession
 from oppiva.api.security import Access, require
 from oppiva.customers.schemas import CustomerOut, IdentifyIn, IdentifyOut
 from oppiva.customers.service import get_customer
-from oppiva.db import MAX_ID
+from oppiva.db import MAX_ID, utcnow
 from oppiva.errors import Forbidden, InvalidInput
 from oppiva.loyalty.schemas import AccrualOut
 from oppiva.loyalty.service import accrue_for_receipt
@@ -38,11 +37,10 @@ Catalogue = Annotated[Access, Depends(require(P.CATALOGUE_WRITE))]
 @router.post("/receipts", response_model=ReceiptOut, status_code=status.HTTP_201_CREATED)
 def post_receipt(
     body: ReceiptIn,
-    response: Response,
     session: DbSession,
     access: Annotated[Access, Depends(require(P.RECEIPTS_WRITE))],
     idempotency_key: Annotated[str, Header(min_length=1, max_length=200)],
-) -> ReceiptOut:
+) -> Response:
     """Store a receipt and identify its buyer. A repeat with the same `Idempotency-Key` (per
     credential) returns the first answer and writes nothing; so does the same source and id.
     The buyer's loyalty programmes earn by their rules, and a return takes back the returned
@@ -51,17 +49,13 @@ def post_receipt(
     if principal.store is not None and body.store != principal.store:
         raise Forbidden(f"this key is bound to another store than {body.store!r}")
     request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-    earlier = session.scalar(
-        select(IdempotentResponse).where(
-            IdempotentResponse.principal == principal.actor,
-            IdempotentResponse.key == idempotency_key,
-        )
-    )
+    earlier = session.execute(
+        _EARLIER_ANSWER, {"principal": principal.actor, "key": idempotency_key}
+    ).first()
     if earlier is not None:
         if earlier.request_hash != request_hash:
             raise InvalidInput("Idempotency-Key", "was used before for a different receipt")
-        response.status_code = earlier.status_code
-        return ReceiptOut.model_validate(earlier.body)
+        return _json(ReceiptOut.model_validate(earlier.body), earlier.status_code)
     receipt, created = service.record_receipt(session, body)
     # A receipt stored before (another key) only reports what it earned: it writes nothing.
     accruals = accrue_for_receipt(session, receipt, record=created)
@@ -84,15 +78,17 @@ def post_receipt(
             for a in accruals
         ],
     )
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    session.add(
-        IdempotentResponse(
-            principal=principal.actor,
-            key=idempotency_key,
-            request_hash=request_hash,
-            status_code=response.status_code,
-            body=json.loads(out.model_dump_json()),
-        )
+    status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    session.execute(
+        _SAVE_ANSWER,
+        {
+            "principal": principal.actor,
+            "key": idempotency_key,
+            "request_hash": request_hash,
+            "status_code": status_code,
+            "body": out.model_dump(mode="json"),
+            "created_at": utcnow(),
+        },
     )
     access.audit(
         session,
@@ -100,7 +96,19 @@ def post_receipt(
         [receipt.customer_id],
         receipt=receipt.id,
     )
-    return out
+    return _json(out, status_code)
+
+
+_ANSWERS = cast(Table, IdempotentResponse.__table__)
+_EARLIER_ANSWER = select(_ANSWERS.c.request_hash, _ANSWERS.c.status_code, _ANSWERS.c.body).where(
+    _ANSWERS.c.principal == bindparam("principal"), _ANSWERS.c.key == bindparam("key")
+)
+_SAVE_ANSWER = insert(_ANSWERS)
+
+
+def _json(out: ReceiptOut, status_code: int) -> Response:
+    """The answer serialised once by the model itself, not validated again on the way out."""
+    return Response(out.model_dump_json(), status_code, media_type="application/json")
 
 
 def _detail(session: DbSession, receipt: Receipt) -> ReceiptDetailOut:

@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import cast
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, bindparam, insert, or_, select
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from oppiva.config import get_settings
 from oppiva.customers import service as customers
@@ -16,6 +18,7 @@ from oppiva.customers.identities import NormalIdentity, keyed_hash, normalise, p
 from oppiva.customers.models import Customer, CustomerStatus, Identity, IdentityKind
 from oppiva.db import utcnow
 from oppiva.errors import InvalidInput, NotFound
+from oppiva.privacy.models import PREFERENCE_DEFAULTS, Preference, PreferenceEvent
 from oppiva.purchases.models import Outlet, Product, Receipt, ReceiptLine
 from oppiva.purchases.schemas import OutletIn, ProductIn, ReceiptIn, ReceiptLineIn
 
@@ -30,6 +33,8 @@ PRIORITY = (
     IdentityKind.EXTERNAL,
 )
 INTAKE_ACTOR = "intake"
+RECEIPT_PRODUCTS = "oppiva.purchases.receipt_products"
+"""The `Session.info` entry holding the products of the receipt recorded last."""
 
 
 def cents(euros: Decimal) -> int:
@@ -93,6 +98,25 @@ class Buyer:
     merged: list[int] = field(default_factory=list)
 
 
+_IDENTITY = cast(Table, Identity.__table__)
+_PREFERENCES = cast(Table, PreferenceEvent.__table__)
+_OWNER_OF_ONE = select(
+    _IDENTITY.c.kind,
+    _IDENTITY.c.value,
+    _IDENTITY.c.customer_id,
+    # The owner's "remember me" as `privacy.service.preference` reads it, in the same query.
+    select(_PREFERENCES.c.value)
+    .where(
+        _PREFERENCES.c.customer_id == _IDENTITY.c.customer_id,
+        _PREFERENCES.c.name == Preference.REMEMBER_ME.value,
+        _PREFERENCES.c.effective_at <= bindparam("now", type_=_PREFERENCES.c.effective_at.type),
+    )
+    .order_by(_PREFERENCES.c.effective_at.desc(), _PREFERENCES.c.id.desc())
+    .limit(1)
+    .scalar_subquery(),
+).where(_IDENTITY.c.kind == bindparam("kind"), _IDENTITY.c.value == bindparam("value"))
+
+
 def resolve_buyer(
     session: Session,
     given: Sequence[tuple[str, str, str]],
@@ -125,11 +149,32 @@ def resolve_buyer(
     )
     if not normal:
         return buyer
-    rows = session.execute(
-        select(Identity.kind, Identity.value, Identity.customer_id).where(
-            or_(*[(Identity.kind == n.kind.value) & (Identity.value == n.value) for n in normal])
-        )
-    ).all()
+    remembered: bool | None = None
+    if len(normal) == 1:  # the till's usual case: one card
+        found = session.execute(
+            _OWNER_OF_ONE,
+            {"kind": normal[0].kind.value, "value": normal[0].value, "now": utcnow()},
+        ).all()
+        rows = [(kind, value, cid) for kind, value, cid, _ in found]
+        if found:
+            choice = found[0][3]
+            remembered = (
+                PREFERENCE_DEFAULTS[Preference.REMEMBER_ME] if choice is None else bool(choice)
+            )
+    else:
+        rows = [
+            (kind, value, cid)
+            for kind, value, cid in session.execute(
+                select(Identity.kind, Identity.value, Identity.customer_id).where(
+                    or_(
+                        *[
+                            (Identity.kind == n.kind.value) & (Identity.value == n.value)
+                            for n in normal
+                        ]
+                    )
+                )
+            )
+        ]
     owner_of = {(kind, value): cid for kind, value, cid in rows}
     owners = list(dict.fromkeys(owner_of.values()))
     ranked = sorted(normal, key=lambda n: PRIORITY.index(n.kind))
@@ -147,15 +192,16 @@ def resolve_buyer(
         session.flush()
         owner, buyer.created_profile = profile, True
     elif len(owners) == 1:
-        owner = session.get_one(Customer, owners[0])
+        # The customer is loaded only when an identifier is to be attached to them.
+        unknown = [n for n in normal if (n.kind.value, n.value) not in owner_of]
+        return _finish(session, buyer, owners[0], ranked[0], unknown, remembered=remembered)
     else:
         people = [session.get_one(Customer, cid) for cid in owners]
         enrolled = [p for p in people if p.enrolled]
         if len(enrolled) > 1:
             # Two enrolled people behind one receipt (a shared card?): never merged automatically.
             first = next(n for n in ranked if (n.kind.value, n.value) in owner_of)
-            owner = session.get_one(Customer, owner_of[(first.kind.value, first.value)])
-            return _finish(session, buyer, owner, first, attach=[])
+            return _finish(session, buyer, owner_of[(first.kind.value, first.value)], first, [])
         owner = enrolled[0] if enrolled else min(people, key=lambda p: p.id)
         kinds = ", ".join(sorted({n.kind.value for n in normal}))
         for other in people:
@@ -170,22 +216,28 @@ def resolve_buyer(
                 buyer.merged.append(other.id)
         owner = session.get_one(Customer, owner.id)
     unknown = [n for n in normal if (n.kind.value, n.value) not in owner_of]
-    return _finish(session, buyer, owner, ranked[0], attach=unknown)
+    return _finish(session, buyer, owner.id, ranked[0], attach=unknown)
 
 
 def _finish(
     session: Session,
     buyer: Buyer,
-    owner: Customer,
+    owner_id: int,
     by: NormalIdentity,
     attach: list[NormalIdentity],
+    *,
+    remembered: bool | None = None,
 ) -> Buyer:
     from oppiva.privacy.service import is_remembered
 
-    if not is_remembered(session, owner.id):
+    if remembered is None:
+        remembered = is_remembered(session, owner_id)
+    if not remembered:
         # "Remember me" off: the purchase is kept for the books, not on the person.
         return buyer
+    owner = session.get_one(Customer, owner_id) if attach else None
     for ident in attach:
+        assert owner is not None
         session.add(
             Identity(
                 customer_id=owner.id,
@@ -197,7 +249,7 @@ def _finish(
             )
         )
     session.flush()
-    buyer.customer_id = owner.id
+    buyer.customer_id = owner_id
     buyer.identified_by = by.kind.value
     return buyer
 
@@ -209,6 +261,18 @@ def find_receipt(session: Session, source: str, external_id: str) -> Receipt | N
     return session.scalar(
         select(Receipt).where(Receipt.source == source, Receipt.external_id == external_id)
     )
+
+
+_RECEIPT_ID = select(Receipt.__table__.c.id).where(
+    Receipt.__table__.c.source == bindparam("source"),
+    Receipt.__table__.c.external_id == bindparam("external_id"),
+)
+_OUTLET_ID = select(Outlet.__table__.c.id).where(Outlet.__table__.c.code == bindparam("code"))
+_PRODUCTS = select(Product).where(Product.sku.in_(bindparam("skus", expanding=True)))
+
+
+def _receipt_id(session: Session, source: str, external_id: str) -> int | None:
+    return session.scalar(_RECEIPT_ID, {"source": source, "external_id": external_id})
 
 
 def _line_total(line: ReceiptLineIn, place: str) -> int:
@@ -223,9 +287,10 @@ def _line_total(line: ReceiptLineIn, place: str) -> int:
 
 def record_receipt(session: Session, data: ReceiptIn) -> tuple[Receipt, bool]:
     """Store a receipt with its lines and its buyer; a receipt already stored is returned as is."""
-    existing = find_receipt(session, data.source, data.external_id)
-    if existing is not None:
-        return existing, False
+    # Most receipts are new: look for the id first, load the whole receipt only when stored.
+    existing_id = _receipt_id(session, data.source, data.external_id)
+    if existing_id is not None:
+        return session.get_one(Receipt, existing_id), False
     settings = get_settings()
     if data.currency.upper() != settings.currency:
         raise InvalidInput(
@@ -235,11 +300,14 @@ def record_receipt(session: Session, data: ReceiptIn) -> tuple[Receipt, bool]:
         raise InvalidInput("purchased_at", "needs a time zone, e.g. 2026-05-01T10:00:00+03:00")
     if data.purchased_at > utcnow() + timedelta(days=1):
         raise InvalidInput("purchased_at", "is in the future")
-    outlet = session.scalar(select(Outlet).where(Outlet.code == data.store))
-    if outlet is None:
+    outlet_id = session.scalar(_OUTLET_ID, {"code": data.store})
+    if outlet_id is None:
         raise InvalidInput("store", f"no outlet has the code {data.store!r}")
     skus = {line.sku for line in data.lines}
-    products = {p.sku: p for p in session.scalars(select(Product).where(Product.sku.in_(skus)))}
+    products = {p.sku: p for p in session.scalars(_PRODUCTS, {"skus": sorted(skus)})}
+    # Held for the rest of the unit of work (the identity map holds objects weakly), so that
+    # loyalty's basket finds the receipt's products without loading them again.
+    session.info[RECEIPT_PRODUCTS] = products
     lines: list[ReceiptLine] = []
     for i, line in enumerate(data.lines):
         place = f"lines[{i}]"
@@ -294,17 +362,46 @@ def record_receipt(session: Session, data: ReceiptIn) -> tuple[Receipt, bool]:
         source=data.source,
         external_id=data.external_id,
         purchased_at=data.purchased_at,
-        outlet_id=outlet.id,
+        outlet_id=outlet_id,
         customer_id=buyer.customer_id,
         identified_by=buyer.identified_by,
         identifiers=buyer.identifiers,
         currency=settings.currency,
         total_cents=sum(line.line_total_cents for line in lines),
-        lines=lines,
+        created_at=utcnow(),
+        import_file=None,
+        import_line=None,
     )
-    session.add(receipt)
-    session.flush()
+    _insert(session, receipt, lines)
     return receipt, True
+
+
+_RECEIPT = cast(Table, Receipt.__table__)
+_LINE = cast(Table, ReceiptLine.__table__)
+_RECEIPT_COLUMNS = [column.key for column in _RECEIPT.c if column.key != "id"]
+_LINE_COLUMNS = [column.key for column in _LINE.c if column.key != "id"]
+_INSERT_RECEIPT = insert(_RECEIPT).returning(_RECEIPT.c.id)
+_INSERT_LINES = insert(_LINE).returning(_LINE.c.id, sort_by_parameter_order=True)
+
+
+def _insert(session: Session, receipt: Receipt, lines: list[ReceiptLine]) -> None:
+    """INSERT the receipt and its lines (two statements, returning their ids) and attach them
+    to the session as stored: the ORM's unit of work costs the till more than the inserts."""
+    receipt.id = session.execute(
+        _INSERT_RECEIPT, {key: getattr(receipt, key) for key in _RECEIPT_COLUMNS}
+    ).scalar_one()
+    for line in lines:
+        line.receipt_id = receipt.id
+    if lines:
+        ids = session.execute(
+            _INSERT_LINES, [{key: getattr(line, key) for key in _LINE_COLUMNS} for line in lines]
+        ).scalars()
+        for line, line_id in zip(lines, ids, strict=True):
+            line.id = line_id
+    for stored in (receipt, *lines):
+        make_transient_to_detached(stored)
+    set_committed_value(receipt, "lines", lines)
+    session.add(receipt)
 
 
 def _unknown_sku(session: Session, line: ReceiptLineIn, place: str, policy: str) -> Product:
