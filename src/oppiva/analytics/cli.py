@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 import typer
@@ -12,7 +11,15 @@ from rich.table import Table
 from oppiva.analytics import service
 from oppiva.analytics.analysis import STAGES, analyze
 from oppiva.analytics.engine import EngineKind
-from oppiva.cli.common import audit, console, fail, open_store, print_json, unit_of_work
+from oppiva.cli.common import (
+    audit,
+    console,
+    day_option,
+    fail,
+    open_store,
+    print_json,
+    unit_of_work,
+)
 from oppiva.errors import OppivaError
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -32,10 +39,7 @@ def analyze_command(
     json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Compute features, RFM, classes, stages, segments, clusters and quiet hours."""
-    try:
-        day = date.fromisoformat(as_of) if as_of else None
-    except ValueError:
-        raise fail(f"--as-of {as_of!r}: write the date as YYYY-MM-DD") from None
+    day = day_option(as_of, "--as-of")
     store = open_store(ctx)
     url = store.engine.url.render_as_string(hide_password=False)
     store.dispose()

@@ -6,7 +6,8 @@ import getpass
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from datetime import date, datetime
+from typing import Any, overload
 
 import typer
 from pydantic import ValidationError
@@ -27,6 +28,33 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one plain line to stderr and return the exit to raise."""
     err_console.print(f"error: {message}", markup=False, highlight=False)
     return typer.Exit(code)
+
+
+def day_option(text: str | None, option: str) -> date | None:
+    """A YYYY-MM-DD option's date (None when not given), or exit naming the option."""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        raise fail(f"{option} {text!r}: write the date as YYYY-MM-DD") from None
+
+
+@overload
+def moment_option(text: str, option: str) -> datetime: ...
+@overload
+def moment_option(text: None, option: str) -> None: ...
+@overload
+def moment_option(text: str | None, option: str) -> datetime | None: ...
+def moment_option(text: str | None, option: str) -> datetime | None:
+    """An ISO date-and-time option with its time zone (None when not given), or exit."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise fail(f"{option}: {text!r} is no date and time, e.g. 2026-05-04T10:00+03:00") from None
+    if moment.tzinfo is None:
+        raise fail(f"{option}: needs a time zone, e.g. 2026-05-04T10:00+03:00")
+    return moment
 
 
 def principal() -> Principal:

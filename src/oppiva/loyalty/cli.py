@@ -7,7 +7,6 @@ import json
 import sys
 import uuid
 from dataclasses import asdict
-from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -16,7 +15,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from oppiva.cli.common import actor, audit, console, fail, print_json, unit_of_work
+from oppiva.cli.common import (
+    actor,
+    audit,
+    console,
+    fail,
+    moment_option,
+    print_json,
+    unit_of_work,
+)
 from oppiva.db import utcnow
 from oppiva.loyalty import (
     behaviour,
@@ -633,18 +640,6 @@ app.add_typer(events_app, name="events")
 EventKey = Annotated[str, typer.Argument(help="The event's key.")]
 
 
-def _aware(value: str, option: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise fail(
-            f"{option}: {value!r} is no date and time, e.g. 2026-12-03T18:00+02:00"
-        ) from None
-    if moment.tzinfo is None:
-        raise fail(f"{option}: needs a time zone, e.g. 2026-12-03T18:00+02:00")
-    return moment
-
-
 @events_app.command("create")
 def events_create(
     ctx: typer.Context,
@@ -658,7 +653,7 @@ def events_create(
     channel: Channel = "email",
 ) -> None:
     """Create an event at a store."""
-    moment = _aware(starts_at, "--starts-at")
+    moment = moment_option(starts_at, "--starts-at")
     with unit_of_work(ctx) as session:
         events.create_event(
             session,
@@ -840,20 +835,6 @@ class Target(StrEnum):
     BASELINE = "baseline"
 
 
-def _when(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise fail(
-            f"{option}: {value!r} is no date and time, e.g. 2026-05-04T10:00+03:00"
-        ) from None
-    if moment.tzinfo is None:
-        raise fail(f"{option}: needs a time zone, e.g. 2026-05-04T10:00+03:00")
-    return moment
-
-
 @app.command("behaviour")
 def behaviour_command(
     ctx: typer.Context,
@@ -868,7 +849,7 @@ def behaviour_command(
     json: JsonFlag = False,
 ) -> None:
     """Award the behaviour points of an event in every programme the customer is a member of."""
-    moment = _when(at, "--at")
+    moment = moment_option(at, "--at")
     with unit_of_work(ctx) as session:
         awards = behaviour.award(
             session,

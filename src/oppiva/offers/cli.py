@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +12,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from oppiva.analytics.engine import EngineKind
-from oppiva.cli.common import audit, console, fail, open_store, print_json, unit_of_work
+from oppiva.cli.common import (
+    audit,
+    console,
+    day_option,
+    fail,
+    open_store,
+    print_json,
+    unit_of_work,
+)
 from oppiva.config import get_settings
 from oppiva.errors import OppivaError
 from oppiva.offers import batch, campaigns, choices, coupons, evaluate, relevance
@@ -27,13 +34,6 @@ app = typer.Typer(
 
 
 # --- candidates and evaluation ---
-
-
-def _day(option: str, text: str | None) -> date | None:
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError:
-        raise fail(f"{option} {text!r}: write the date as YYYY-MM-DD") from None
 
 
 @app.command("train")
@@ -54,7 +54,7 @@ def train_command(
     json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Fit the recommenders on the purchase history and replace the offer candidates."""
-    day = _day("--as-of", as_of)
+    day = day_option(as_of, "--as-of")
     store = open_store(ctx)
     url = store.engine.url.render_as_string(hide_password=False)
     store.dispose()
@@ -109,7 +109,7 @@ def evaluate_command(
     json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Hit rate, precision and recall at 6 of oppiva's coupons against popularity and repeat."""
-    day = _day("--train-until", train_until)
+    day = day_option(train_until, "--train-until")
     assert day is not None
     store = open_store(ctx)
     url = store.engine.url.render_as_string(hide_password=False)
@@ -228,7 +228,7 @@ def campaign_create(
     picks: Annotated[int, typer.Option(help="Offers a customer may pick.")] = 5,
 ) -> None:
     """Define a coupon campaign."""
-    first, last = _day("--valid-from", valid_from), _day("--valid-until", valid_until)
+    first, last = day_option(valid_from, "--valid-from"), day_option(valid_until, "--valid-until")
     if first is None or last is None:
         raise fail("--valid-from, --valid-until: give both days, YYYY-MM-DD")
     try:
@@ -317,7 +317,7 @@ def campaign_report(
 ) -> None:
     """Redemption rate and incremental sales against the holdout (Welch's t, 95 %)."""
     with unit_of_work(ctx) as session:
-        result = coupons.report(session, key, _day("--on", on))
+        result = coupons.report(session, key, day_option(on, "--on"))
     data = ReportOut.model_validate(asdict(result)).model_dump(mode="json")
     if json:
         print_json(data)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from oppiva.cli.common import audit, console, fail, print_json, unit_of_work
+from oppiva.cli.common import (
+    audit,
+    console,
+    fail,
+    moment_option,
+    print_json,
+    unit_of_work,
+)
 from oppiva.privacy import service
 from oppiva.privacy.models import ContactChannel, Purpose
 from oppiva.privacy.schemas import ConsentOut
@@ -16,18 +22,6 @@ from oppiva.privacy.schemas import ConsentOut
 app = typer.Typer(
     help="Consent per purpose and channel, preferences, the contact check.", no_args_is_help=True
 )
-
-
-def _when(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise fail(f"{option}: {value!r} is not an ISO date and time") from None
-    if moment.tzinfo is None:
-        raise fail(f"{option}: {value!r} needs a time zone, e.g. 2026-05-01T10:00+03:00")
-    return moment
 
 
 @app.command("set")
@@ -44,7 +38,7 @@ def set_(
     note: Annotated[str | None, typer.Option(help="A note kept with the decision.")] = None,
 ) -> None:
     """Record a consent decision."""
-    effective_at = _when(at, "--at")
+    effective_at = moment_option(at, "--at")
     with unit_of_work(ctx) as session:
         events = service.set_consent(
             session,
@@ -121,7 +115,7 @@ def check(
     ] = None,
 ) -> None:
     """May the customer be contacted for PURPOSE on CHANNEL? Exit code 0 yes, 1 no."""
-    moment = _when(at, "--at")
+    moment = moment_option(at, "--at")
     with unit_of_work(ctx) as session:
         decision = service.can_contact(session, customer_id, purpose, channel, moment)
         audit(session, "consent.check", [customer_id], purpose=purpose, channel=channel)

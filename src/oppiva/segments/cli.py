@@ -8,19 +8,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from oppiva.cli.common import audit, console, fail, print_json, unit_of_work
+from oppiva.cli.common import (
+    audit,
+    console,
+    day_option,
+    fail,
+    print_json,
+    unit_of_work,
+)
 from oppiva.segments import service
 
 app = typer.Typer(help="Saved segments, presets, members and history.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def _date(text: str | None, option: str) -> date | None:
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError:
-        raise fail(f"{option} {text!r}: write the date as YYYY-MM-DD") from None
 
 
 @app.command("list")
@@ -131,7 +131,7 @@ def members(
     json: JsonFlag = False,
 ) -> None:
     """Customer ids in a segment, or with a class, stage, RFM segment or cluster, on a date."""
-    day = _date(on, "--on")
+    day = day_option(on, "--on")
     with unit_of_work(ctx) as session:
         if key in service.DIMENSIONS:
             if value is None:
@@ -158,7 +158,7 @@ def migration(
     json: JsonFlag = False,
 ) -> None:
     """How many customers moved from each value to each other between two dates."""
-    first, last = _date(start, "START"), _date(end, "END")
+    first, last = day_option(start, "START"), day_option(end, "END")
     with unit_of_work(ctx) as session:
         result = service.migration(session, dimension, first or date.min, last or date.min)
     if json:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from oppiva.cli.common import audit, console, fail, open_store, print_json, unit_of_work
+from oppiva.cli.common import (
+    audit,
+    console,
+    day_option,
+    fail,
+    open_store,
+    print_json,
+    unit_of_work,
+)
 from oppiva.config import get_settings
 from oppiva.customers.service import get_customer
 from oppiva.errors import OppivaError
@@ -20,13 +27,6 @@ app = typer.Typer(
 )
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def _date(text: str | None) -> date | None:
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError:
-        raise fail(f"--as-of {text!r}: write the date as YYYY-MM-DD") from None
 
 
 def _print_model(model: dict[str, Any]) -> None:
@@ -61,7 +61,7 @@ def fit(
 ) -> None:
     """Fit a model on the latest analysis's purchase histories (or run the analysis for
     --as-of first), store it, and print the parameters with their intervals."""
-    day = _date(as_of)
+    day = day_option(as_of, "--as-of")
     if model not in service.MODELS:
         raise fail(f"--model {model!r}: one of {', '.join(service.MODELS)}")
     if day is not None:
@@ -91,7 +91,7 @@ def models(
     json: JsonFlag = False,
 ) -> None:
     """The stored models, newest first: parameters with standard errors and 95 % intervals."""
-    day = _date(as_of)
+    day = day_option(as_of, "--as-of")
     with unit_of_work(ctx) as session:
         data = [service.model_out(r) for r in service.list_models(session, as_of=day, limit=limit)]
     if json:
