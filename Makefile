@@ -20,8 +20,8 @@ demo: install  ## set up, load sample customers into demo/oppiva.db and serve th
 	$(BIN)/oppiva --database $(DEMO_DB) demo
 	$(BIN)/oppiva --database $(DEMO_DB) serve
 
-test: install  ## the whole suite, on SQLite and on PostgreSQL
-	$(BIN)/pytest
+test: install  ## the whole suite, on SQLite and on PostgreSQL, one worker per core
+	$(BIN)/pytest -n auto
 
 lint: install  ## ruff (lint and format) and mypy strict
 	$(BIN)/ruff check src tests benchmarks

@@ -145,7 +145,7 @@ def _computed(receipts: list[Any]) -> dict[int, dict[str, Any]]:
     return {r["customer_id"]: r for r in rows}
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(receipt, min_size=1, max_size=12))
 def test_features_match_a_plain_reading_of_the_rows(receipts: list[Any]) -> None:
     expected = _expected(receipts)

@@ -73,7 +73,7 @@ def test_lbfgsb_takes_over_when_the_trust_region_cannot_work() -> None:
     np.testing.assert_allclose(fit.values, centre, rtol=1e-6)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(
     r=st.floats(0.2, 3.0),
     alpha=st.floats(0.5, 20.0),
