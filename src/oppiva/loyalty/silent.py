@@ -29,7 +29,6 @@ history.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -40,8 +39,6 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from oppiva.analytics.models import CustomerFeature
-from oppiva.customers.models import Customer, CustomerStatus
 from oppiva.errors import Conflict, InvalidInput
 from oppiva.loyalty import ledger
 from oppiva.loyalty.models import (
@@ -61,8 +58,7 @@ from oppiva.loyalty.models import (
     SilentSettings,
 )
 from oppiva.purchases.models import Receipt
-from oppiva.segments import criteria as language
-from oppiva.segments.service import features_of
+from oppiva.segments.selection import check_stored_criteria, matching
 
 BENEFIT_KINDS = ("discount", "relationship", "service")
 TARGETS = ("control", "baseline")
@@ -112,19 +108,9 @@ def get_settings(session: Session, programme_key: str) -> SilentSettings:
 
 
 def check_criteria(text: str) -> str:
-    """The canonical text of a selection: valid criteria whose functions the stored analysis
-    holds (`share`); errors name the line and column."""
-    criteria = language.validate(text)
-    for node in language._walk(criteria.expr):
-        if isinstance(node, language.Call) and node.name != "share":
-            problem = language._Problem(
-                f"{node.name}() is computed only inside an analysis run; a selection reads the "
-                "stored features and share(); save a segment with it and select on the "
-                "features instead",
-                node.span,
-            )
-            raise InvalidInput("criteria", language._reason(text, problem))
-    return criteria.text
+    """The canonical text of a selection (`oppiva.segments.selection`); errors name the line
+    and column."""
+    return check_stored_criteria(text)
 
 
 def _cents(value: Decimal | int | float | str, name: str) -> int:
@@ -209,42 +195,10 @@ class SelectionResult:
     control: int = 0
 
 
-class _Features:
-    """A criteria `Context` over one stored feature row: features by name, `share` from the
-    stored department shares."""
-
-    __slots__ = ("get", "shares")
-
-    def __init__(self, row: CustomerFeature) -> None:
-        self.get = features_of(row).get
-        self.shares: dict[str, float] = json.loads(row.department_shares or "{}")
-
-    def call(self, name: str, args: tuple[object, ...], /) -> object | None:
-        if name == "share":
-            return self.shares.get(str(args[0]), 0.0)
-        return None
-
-
 def is_held_out(programme_key: str, customer_id: int, percent: int) -> bool:
     """Whether the customer falls in the control share: a stable hash, the same every run."""
     digest = hashlib.sha256(f"{programme_key}:{customer_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % 100 < percent
-
-
-def matching(session: Session, criteria_text: str) -> tuple[date, set[int]]:
-    """The live customers (anonymous profiles included) the criteria pick in the latest
-    analysis, with its date."""
-    as_of = session.scalar(select(func.max(CustomerFeature.as_of)))
-    if as_of is None:
-        raise Conflict("no analysis has run yet: run `oppiva analyse` before selecting")
-    member = language.to_python(criteria_text)
-    rows = session.scalars(
-        select(CustomerFeature)
-        .join(Customer, Customer.id == CustomerFeature.customer_id)
-        .where(Customer.status == CustomerStatus.ACTIVE.value)
-        .execution_options(yield_per=2000)
-    )
-    return as_of, {row.customer_id for row in rows if member(_Features(row))}
 
 
 def _open_stints(session: Session, programme: Programme) -> dict[int, Selection]:
