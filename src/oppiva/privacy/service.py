@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from oppiva.customers import service as customers
 from oppiva.customers.models import (
+    Address,
     Customer,
     CustomerStatus,
     Identity,
@@ -243,45 +244,219 @@ def _has_contact_point(session: Session, customer: Customer, channel: ContactCha
     )
 
 
+class _Holder(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+
+
+class _Decided(Protocol):
+    @property
+    def status(self) -> str: ...
+    @property
+    def effective_at(self) -> datetime: ...
+    @property
+    def source(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Person:
+    id: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Consent:
+    status: str
+    effective_at: datetime
+    source: str
+
+
+def _decision(
+    customer: _Holder,
+    purpose: Purpose,
+    channel: ContactChannel,
+    no_offers: bool,
+    remembered: bool,
+    event: _Decided | None,
+    has_point: bool,
+) -> ContactDecision:
+    """The rule behind `can_contact` and `can_contact_many`, on facts already read."""
+    if customer.status != CustomerStatus.ACTIVE:
+        return ContactDecision(False, f"customer {customer.id} is {customer.status}")
+    if purpose in OFFER_PURPOSES and no_offers:
+        return ContactDecision(False, "the customer asked for no offers")
+    if purpose in PROFILE_PURPOSES and not remembered:
+        return ContactDecision(False, "the customer asked not to be remembered")
+    if event is None:
+        return ContactDecision(False, f"no consent recorded for {purpose.value} by {channel.value}")
+    if event.status != ConsentStatus.GRANTED:
+        return ContactDecision(
+            False,
+            f"consent for {purpose.value} by {channel.value} {event.status} "
+            f"on {event.effective_at.date().isoformat()} ({event.source})",
+        )
+    if purpose is not Purpose.PROFILING and not has_point:
+        return ContactDecision(False, f"the customer has no contact point for {channel.value}")
+    return ContactDecision(
+        True,
+        f"consent for {purpose.value} by {channel.value} granted "
+        f"on {event.effective_at.date().isoformat()} ({event.source})",
+    )
+
+
+def _one_channel(channel: str) -> ContactChannel:
+    channels = parse_channels(channel)
+    if len(channels) != 1:
+        raise InvalidInput("channel", "name one channel")
+    return channels[0]
+
+
 def can_contact(
     session: Session, customer_id: int, purpose: str, channel: str, at: datetime | None = None
 ) -> ContactDecision:
     """May this customer be contacted for `purpose` on `channel` at `at`? Every sender asks this."""
     purpose_ = parse_purpose(purpose)
-    channels = parse_channels(channel)
-    if len(channels) != 1:
-        raise InvalidInput("channel", "name one channel")
-    channel_ = channels[0]
+    channel_ = _one_channel(channel)
     moment = _moment(at, "at")
     customer = customers.resolve(session, customer_id)
     if customer.status != CustomerStatus.ACTIVE:
-        return ContactDecision(False, f"customer {customer.id} is {customer.status}")
-    if purpose_ in OFFER_PURPOSES and preference(
+        return _decision(customer, purpose_, channel_, False, True, None, False)
+    no_offers = purpose_ in OFFER_PURPOSES and preference(
         session, customer.id, Preference.NO_OFFERS, moment
-    ):
-        return ContactDecision(False, "the customer asked for no offers")
-    if purpose_ in PROFILE_PURPOSES and not preference(
-        session, customer.id, Preference.REMEMBER_ME, moment
-    ):
-        return ContactDecision(False, "the customer asked not to be remembered")
-    event = consent_in_effect(session, customer.id, purpose_, channel_, moment)
-    if event is None:
-        return ContactDecision(
-            False, f"no consent recorded for {purpose_.value} by {channel_.value}"
-        )
-    if event.status != ConsentStatus.GRANTED:
-        return ContactDecision(
-            False,
-            f"consent for {purpose_.value} by {channel_.value} {event.status} "
-            f"on {event.effective_at.date().isoformat()} ({event.source})",
-        )
-    if purpose_ is not Purpose.PROFILING and not _has_contact_point(session, customer, channel_):
-        return ContactDecision(False, f"the customer has no contact point for {channel_.value}")
-    return ContactDecision(
-        True,
-        f"consent for {purpose_.value} by {channel_.value} granted "
-        f"on {event.effective_at.date().isoformat()} ({event.source})",
     )
+    remembered = purpose_ not in PROFILE_PURPOSES or preference(
+        session, customer.id, Preference.REMEMBER_ME, moment
+    )
+    if no_offers or not remembered:
+        return _decision(customer, purpose_, channel_, no_offers, remembered, None, False)
+    event = consent_in_effect(session, customer.id, purpose_, channel_, moment)
+    has_point = (
+        event is not None
+        and event.status == ConsentStatus.GRANTED
+        and purpose_ is not Purpose.PROFILING
+        and _has_contact_point(session, customer, channel_)
+    )
+    return _decision(customer, purpose_, channel_, no_offers, remembered, event, has_point)
+
+
+BULK_CHUNK = 5000
+
+
+def _chunks(ids: Sequence[int], size: int = BULK_CHUNK) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def preference_many(
+    session: Session, customer_ids: Iterable[int], name: Preference, at: datetime | None = None
+) -> dict[int, bool]:
+    """`preference` of many customers in one query per 5,000: the latest value in effect at
+    `at`, or the default."""
+    moment = _moment(at, "at")
+    ids = sorted(set(customer_ids))
+    values = dict.fromkeys(ids, PREFERENCE_DEFAULTS[name])
+    p = PreferenceEvent
+    for chunk in _chunks(ids):
+        rows = session.execute(
+            select(p.customer_id, p.value)
+            .where(p.customer_id.in_(chunk), p.name == name.value, p.effective_at <= moment)
+            .order_by(p.customer_id, p.effective_at, p.id)
+        )
+        for customer_id, value in rows:  # oldest first, so the last one wins
+            values[customer_id] = bool(value)
+    return values
+
+
+def _roots(session: Session, ids: Sequence[int]) -> dict[int, _Person]:
+    """Each id's customer after following merges; an unknown or erased id is `NotFound` as in
+    `customers.get_customer`."""
+    found: dict[int, _Person] = {}
+    merged: list[int] = []
+    for chunk in _chunks(ids):
+        rows = session.execute(select(Customer.id, Customer.status).where(Customer.id.in_(chunk)))
+        for customer_id, status in rows:
+            found[customer_id] = _Person(customer_id, status)
+    for i in ids:
+        person = found.get(i)
+        if person is None or person.status == CustomerStatus.ERASED:
+            customers.get_customer(session, i)  # raises NotFound
+        elif person.status == CustomerStatus.MERGED:
+            merged.append(i)
+    for i in merged:
+        root = customers.resolve(session, i)
+        found[i] = _Person(root.id, root.status)
+    return {i: found[i] for i in ids}
+
+
+def can_contact_many(
+    session: Session,
+    customer_ids: Iterable[int],
+    purpose: str,
+    channel: str,
+    at: datetime | None = None,
+) -> dict[int, ContactDecision]:
+    """`can_contact` for many customers at once, with the same answers, in a few queries per
+    5,000 customers instead of several per customer (campaign runs over millions)."""
+    purpose_ = parse_purpose(purpose)
+    channel_ = _one_channel(channel)
+    moment = _moment(at, "at")
+    ids = sorted(set(customer_ids))
+    roots = _roots(session, ids)
+    live = sorted({c.id for c in roots.values() if c.status == CustomerStatus.ACTIVE})
+    no_offers = (
+        preference_many(session, live, Preference.NO_OFFERS, moment)
+        if purpose_ in OFFER_PURPOSES
+        else dict.fromkeys(live, False)
+    )
+    remembered = (
+        preference_many(session, live, Preference.REMEMBER_ME, moment)
+        if purpose_ in PROFILE_PURPOSES
+        else dict.fromkeys(live, True)
+    )
+    events: dict[int, _Consent] = {}
+    points: set[int] = set()
+    e = ConsentEvent
+    kind = CONTACT_POINT[channel_]
+    for chunk in _chunks(live):
+        for customer_id, status, effective_at, source in session.execute(
+            select(e.customer_id, e.status, e.effective_at, e.source)
+            .where(
+                e.customer_id.in_(chunk),
+                e.purpose == purpose_.value,
+                e.channel == channel_.value,
+                e.effective_at <= moment,
+            )
+            .order_by(e.customer_id, e.effective_at, e.id)
+        ):
+            # oldest first, so the last one wins
+            events[customer_id] = _Consent(status, effective_at, source)
+        if purpose_ is Purpose.PROFILING:
+            continue
+        if kind is None:
+            held = select(Address.customer_id).where(Address.customer_id.in_(chunk))
+        else:
+            held = select(Identity.customer_id).where(
+                Identity.customer_id.in_(chunk), Identity.kind == kind.value
+            )
+        points.update(session.scalars(held.distinct()))
+    decisions: dict[int, ContactDecision] = {}
+    for i in ids:
+        root = roots[i]
+        if root.status != CustomerStatus.ACTIVE:
+            decisions[i] = _decision(root, purpose_, channel_, False, True, None, False)
+            continue
+        decisions[i] = _decision(
+            root,
+            purpose_,
+            channel_,
+            no_offers[root.id],
+            remembered[root.id],
+            events.get(root.id),
+            root.id in points,
+        )
+    return decisions
 
 
 def _family(session: Session, customer_id: int) -> list[int]:
