@@ -16,7 +16,13 @@ from oppiva.offers.models import CampaignMember, Coupon
 from oppiva.privacy import service as privacy
 from oppiva.purchases.models import Product
 from tests.factories import make_customer
-from tests.offers.coupon_world import candidate, definition, make_consenting, make_product
+from tests.offers.coupon_world import (
+    candidate,
+    definition,
+    make_consenting,
+    make_product,
+    today,
+)
 
 
 def coupons(session, key="autumn"):
@@ -233,3 +239,100 @@ def test_no_customer_gets_more_than_n_nor_more_than_k_per_group_nor_an_excluded_
             assert max(Counter(group_of[c.product_id] for c in mine).values(), default=0) <= k
             assert not {c.product_id for c in mine} & needing
         session.rollback()
+
+
+def test_an_audience_by_criteria_takes_only_whom_the_latest_analysis_picks(db: Store):
+    from tests.loyalty.test_silent import analysis
+
+    with db.transaction() as session:
+        product = make_product(session)
+        people = [make_consenting(session) for _ in range(4)]
+        for who in people:
+            candidate(session, who, product)
+        analysis(session, today(), {p.id: n for p, n in zip(people, (2, 25, 30, 19), strict=True)})
+        made = campaigns.create_campaign(
+            session, definition(audience_criteria='VISITS_365D >= 20 and share("food") >= 0')
+        )
+        assert made.audience_criteria == 'visits_365d >= 20 and share("food") >= 0'
+        summary = campaigns.run_campaign(session, "autumn")
+        assert summary.customers == 2
+        assert {c.customer_id for c in coupons(session)} == {people[1].id, people[2].id}
+
+
+def test_bad_audience_criteria_are_refused_with_the_field_and_position(db: Store):
+    with db.transaction() as session:
+        with pytest.raises(
+            InvalidInput, match=r"audience_criteria: line 1, column 16: expected a value"
+        ):
+            campaigns.create_campaign(session, definition(audience_criteria="visits_365d >= "))
+        with pytest.raises(
+            InvalidInput, match=r"audience_criteria: line 1, column 1: spend_in\(\) is computed"
+        ):
+            campaigns.create_campaign(
+                session, definition(audience_criteria='spend_in("food", 90) > 10')
+            )
+        with pytest.raises(InvalidInput, match=r"audience_criteria: .*no_such_feature"):
+            campaigns.create_campaign(session, definition(audience_criteria="no_such_feature > 1"))
+
+
+def test_a_run_before_any_analysis_says_so(db: Store):
+    with db.transaction() as session:
+        candidate(session, make_consenting(session), make_product(session))
+        campaigns.create_campaign(session, definition(audience_criteria="visits_365d >= 1"))
+        with pytest.raises(Conflict, match="no analysis has run yet"):
+            campaigns.run_campaign(session, "autumn")
+
+
+def test_two_runs_of_one_campaign_at_once_give_nobody_two_memberships_nor_pass_the_budget(
+    db: Store,
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with db.transaction() as session:
+        products = [make_product(session, group=f"g{i}", price_cents=1000) for i in range(3)]
+        people = [make_consenting(session) for _ in range(30)]
+        for who in people:
+            for rank, p in enumerate(products, 1):
+                candidate(session, who, p, "known", rank)
+        # 2 euros a coupon, 60 euros: 30 coupons of the 90 the candidates would give
+        campaigns.create_campaign(session, definition(known_per_customer=3, budget_eur=60))
+
+    def run(_: int) -> int:
+        with db.transaction() as session:
+            return campaigns.run_campaign(session, "autumn").coupons
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        issued = list(pool.map(run, range(2)))
+    with db.transaction() as session:
+        campaign = campaigns.get_campaign(session, "autumn")
+        members = session.scalars(
+            select(CampaignMember.customer_id).where(CampaignMember.campaign_id == campaign.id)
+        ).all()
+        assert sorted(members) == sorted(p.id for p in people)
+        stored = coupons(session)
+        assert sorted(issued) == [0, 30] and len(stored) == 30
+        assert sum(c.expected_cost_cents for c in stored) <= 6000
+        assert len({(c.customer_id, c.product_id) for c in stored}) == 30
+
+
+def test_customers_who_fill_no_slot_from_their_first_ranks_get_their_whole_list(db: Store):
+    with db.transaction() as session:
+        customer = make_consenting(session)
+        needy = [
+            make_product(session, group="garden", attributes={"requires": "balcony"})
+            for _ in range(12)
+        ]
+        plain = make_product(session, group="dairy")
+        for rank, p in enumerate([*needy, plain], 1):
+            candidate(session, customer, p, "known", rank)
+        campaigns.create_campaign(session, definition(known_per_customer=1, new_per_customer=0))
+        summary = campaigns.run_campaign(session, "autumn")
+        assert [c.product_id for c in coupons(session)] == [plain.id]
+        assert summary.refused["relevance"] == 12
+
+
+def test_codes_drawn_together_are_distinct_and_use_the_alphabet():
+    codes = campaigns.new_codes(20_000)
+    assert len(set(codes)) == 20_000
+    assert all(len(c) == 10 and set(c) <= set(campaigns.CODE_ALPHABET) for c in codes)
+    assert len(set("".join(codes))) == len(campaigns.CODE_ALPHABET)

@@ -102,6 +102,17 @@ def test_the_cli_refuses_bad_input_in_one_line(cli, world, args, place):
     assert place in error_line(cli("offers", *expanded))
 
 
+def test_bad_criteria_are_refused_with_the_place_underlined(cli, world):
+    result = cli("offers", "campaign", "create", "x", "X", *dates(), "--criteria", "visits >= 2")
+    assert result.exit_code == 2
+    first, excerpt, marks = result.stderr.splitlines()
+    assert first.startswith("error: audience_criteria: line 1, column 1: ")
+    assert "visits" in first and excerpt.strip() == "visits >= 2" and marks.strip() == "^^^^^^"
+    cli.ok("offers", "campaign", "create", "x", "X", *dates(), "--criteria", "visits_365d >= 2")
+    listed = cli.json("offers", "campaign", "list")
+    assert [c["audience_criteria"] for c in listed if c["key"] == "x"] == ["visits_365d >= 2"]
+
+
 def test_attributes_and_choose_your_offers_from_the_cli(cli, world):
     cli.ok(
         "offers", "campaign", "create", "pick", "Pick", *dates(), "--holdout", "0", "--picks", "2"

@@ -1,12 +1,16 @@
 """Coupon campaigns as data, and the run that allocates coupons from the latest candidates.
 
-A run walks the customers that have candidates (optionally only a saved segment's members),
-checks consent and the "no offers" preference, draws the holdout (a stable, seeded draw per
+A run walks the customers that have candidates (optionally only a saved segment's members
+and/or those a criteria expression picks in the latest analysis), checks consent and the "no offers" preference, draws the holdout (a stable, seeded draw per
 customer, so a repeated run puts everyone where they were), and gives each treatment customer
 up to N known and M new products, skipping what relevance excludes and what the budget, the
 per-product limits, the stock or the diversity rule (at most k per product group) forbid.
 Every refusal is counted by its reason. A customer already in the campaign is left as they
 are, so a run is idempotent; customers refused for consent are looked at again next time.
+
+The run is set-based, 5,000 customers at a time: consent and "no offers" in a few queries per
+chunk, the candidates of the chunk in one, members and coupons written with one executemany
+each. It starts with a write on the campaign row, so two runs of one campaign take turns.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+import numpy as np
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from oppiva.customers.models import Customer
@@ -34,12 +39,14 @@ from oppiva.offers.models import (
     CampaignMember,
     CandidateKind,
     Coupon,
+    CouponStatus,
     OfferCampaign,
     OfferCandidate,
 )
 from oppiva.privacy import service as privacy
 from oppiva.privacy.models import ContactChannel, Preference, Purpose
 from oppiva.purchases.models import Product
+from oppiva.segments import selection
 
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -75,6 +82,7 @@ class CampaignDefinition:
     holdout_share: float = 0.1
     holdout_seed: int = 0
     segment_key: str | None = None
+    audience_criteria: str | None = None
     offers_shown: int = 15
     picks: int = 5
 
@@ -129,6 +137,9 @@ def create_campaign(session: Session, d: CampaignDefinition) -> OfferCampaign:
         from oppiva.segments import service as segments
 
         segments.get_segment(session, d.segment_key)
+    criteria = None
+    if d.audience_criteria is not None:
+        criteria = selection.check_stored_criteria(d.audience_criteria, "audience_criteria")
     if session.scalar(select(OfferCampaign.id).where(OfferCampaign.key == d.key)) is not None:
         raise Conflict(f"campaign {d.key!r} exists already")
     budget = None if d.budget_eur is None else int((d.budget_eur * 100).to_integral_value())
@@ -150,6 +161,7 @@ def create_campaign(session: Session, d: CampaignDefinition) -> OfferCampaign:
         holdout_share=d.holdout_share,
         holdout_seed=d.holdout_seed,
         segment_key=d.segment_key,
+        audience_criteria=criteria,
         offers_shown=d.offers_shown,
         picks=d.picks,
         created_at=utcnow(),
@@ -199,6 +211,26 @@ def contact_refusal(
 def new_code() -> str:
     """A coupon code nobody can guess: 10 characters without look-alikes (0/O, 1/I)."""
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
+
+
+_ALPHABET = np.frombuffer(CODE_ALPHABET.encode(), dtype=np.uint8)
+
+
+def new_codes(n: int) -> list[str]:
+    """`n` distinct codes like `new_code`'s, from one draw of the system's random bytes: each
+    byte's low 5 bits pick one of the 32 characters, so every character is equally likely."""
+    codes: list[str] = []
+    seen: set[str] = set()
+    while len(codes) < n:
+        want = n - len(codes)
+        raw = np.frombuffer(secrets.token_bytes(want * 10), dtype=np.uint8) & 31
+        text = _ALPHABET[raw].tobytes().decode("ascii")
+        for i in range(0, want * 10, 10):
+            code = text[i : i + 10]
+            if code not in seen:
+                seen.add(code)
+                codes.append(code)
+    return codes
 
 
 @dataclass(frozen=True)
@@ -404,9 +436,155 @@ def fit(
     return chosen
 
 
+RUN_CHUNK = 5000
+_INSERT_MEMBER = insert(cast(Table, CampaignMember.__table__))
+_INSERT_COUPON = insert(cast(Table, Coupon.__table__))
+
+
+def _lock_campaign(session: Session, key: str) -> OfferCampaign:
+    """The campaign, after a write on its row first in the transaction: two runs of one
+    campaign take turns (PostgreSQL holds the row lock, as `SELECT ... FOR UPDATE` would, to
+    the commit; on SQLite the write takes the database's writer lock, and what the run reads
+    next is what the previous run committed)."""
+    session.execute(
+        update(OfferCampaign)
+        .where(OfferCampaign.key == key)
+        .values(last_run_at=OfferCampaign.last_run_at)
+        .execution_options(synchronize_session=False)
+    )
+    campaign = session.scalar(
+        select(OfferCampaign)
+        .where(OfferCampaign.key == key)
+        .execution_options(populate_existing=True)
+    )
+    if campaign is None:
+        raise NotFound(f"campaign {key!r} does not exist")
+    return campaign
+
+
+def audience(session: Session, campaign: OfferCampaign, as_of: date) -> list[int]:
+    """The customers with candidates in the batch of `as_of`, narrowed to the campaign's
+    segment and criteria when it has them, in id order."""
+    query = select(OfferCandidate.customer_id).where(OfferCandidate.as_of == as_of).distinct()
+    if campaign.segment_key is not None:
+        from oppiva.segments import service as segments
+        from oppiva.segments.models import SegmentMember
+
+        segment = segments.get_segment(session, campaign.segment_key)
+        query = query.where(
+            OfferCandidate.customer_id.in_(
+                select(SegmentMember.customer_id).where(SegmentMember.segment_id == segment.id)
+            )
+        )
+    ids = sorted(session.scalars(query))
+    if campaign.audience_criteria is not None:
+        _, picked = selection.matching(session, campaign.audience_criteria)
+        ids = [i for i in ids if i in picked]
+    return ids
+
+
+class _Products:
+    """The product facts a candidate needs, read once per product for the whole run."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.facts: dict[int, tuple[str, str, str, int, Mapping[str, Any]]] = {}
+
+    def need(self, product_ids: Iterable[int]) -> None:
+        unseen = sorted(set(product_ids) - self.facts.keys())
+        p = Product
+        for start in range(0, len(unseen), RUN_CHUNK):
+            rows = self.session.execute(
+                select(p.id, p.sku, p.name, p.product_group, p.price_cents, p.attributes).where(
+                    p.id.in_(unseen[start : start + RUN_CHUNK])
+                )
+            )
+            for pid, sku, name, group, price, attributes in rows:
+                self.facts[pid] = (sku, name, group, price, attributes or {})
+
+
+def _chunk_candidates(
+    session: Session,
+    products: _Products,
+    customer_ids: Sequence[int],
+    as_of: date,
+    max_rank: int | None,
+) -> dict[int, list[Candidate]]:
+    """`candidates_of` for one chunk in one query, with columns instead of objects; with
+    `max_rank` only the ranks up to it (a prefix of each customer's known and new lists)."""
+    c = OfferCandidate
+    query = select(
+        c.customer_id, c.product_id, c.kind, c.rank, c.score, c.reason, c.reason_params
+    ).where(c.as_of == as_of, c.customer_id.in_(customer_ids))
+    if max_rank is not None:
+        query = query.where(c.rank <= max_rank)
+    rows = session.execute(query.order_by(c.customer_id, c.kind, c.rank, c.id)).all()
+    products.need(r[1] for r in rows)
+    result: dict[int, list[Candidate]] = {i: [] for i in customer_ids}
+    facts = products.facts
+    for customer_id, product_id, kind, rank, score, reason, params in rows:
+        sku, name, group, price, attributes = facts[product_id]
+        result[customer_id].append(
+            Candidate(
+                product_id,
+                sku,
+                name,
+                group,
+                price,
+                attributes,
+                kind,
+                rank,
+                score,
+                reason,
+                params or {},
+            )
+        )
+    return result
+
+
+def _refusals(
+    session: Session, campaign: OfferCampaign, customer_ids: Sequence[int], at: datetime
+) -> dict[int, str]:
+    """`contact_refusal` of many customers in a few queries: the refused ones and why."""
+    refused: dict[int, str] = {}
+    no_offers = privacy.preference_many(session, customer_ids, Preference.NO_OFFERS, at)
+    rest = [i for i in customer_ids if not no_offers[i]]
+    refused.update((i, "no_offers") for i in customer_ids if no_offers[i])
+    for purpose in (Purpose.PROFILING, Purpose.PERSONALISED_OFFERS):
+        decisions = privacy.can_contact_many(session, rest, purpose.value, campaign.channel, at)
+        refused.update((i, "no_consent") for i in rest if not decisions[i])
+        rest = [i for i in rest if decisions[i]]
+    return refused
+
+
+def _coupon_row(
+    ledger: Ledger, customer_id: int, language: str, c: Candidate, code: str, at: datetime
+) -> dict[str, Any]:
+    """The row `issue` would write, for an executemany."""
+    campaign = ledger.campaign
+    return {
+        "code": code,
+        "campaign_id": campaign.id,
+        "customer_id": customer_id,
+        "product_id": c.product_id,
+        "kind": c.kind,
+        "source": "mailing",
+        "discount_percent": campaign.discount_percent,
+        "expected_cost_cents": ledger.cost_cents(c),
+        "supplier_funded": c.sku in ledger.funded,
+        "reason": c.reason,
+        "reason_params": dict(c.reason_params),
+        "language": language,
+        "explanation": explain(c.reason, c.reason_params, language)[:300],
+        "status": CouponStatus.ISSUED.value,
+        "valid_until": campaign.valid_until,
+        "issued_at": at,
+    }
+
+
 def run_campaign(session: Session, key: str, on: date | None = None) -> RunSummary:
     """Allocate coupons to every customer of the audience not yet in the campaign."""
-    campaign = get_campaign(session, key)
+    campaign = _lock_campaign(session, key)
     now = utcnow()
     today = on or now.date()
     if today > campaign.valid_until:
@@ -415,18 +593,7 @@ def run_campaign(session: Session, key: str, on: date | None = None) -> RunSumma
     summary = RunSummary(campaign=key, candidates_as_of=as_of)
     if as_of is None:
         return summary
-    audience = select(OfferCandidate.customer_id).where(OfferCandidate.as_of == as_of).distinct()
-    if campaign.segment_key is not None:
-        from oppiva.segments import service as segments
-        from oppiva.segments.models import SegmentMember
-
-        segment = segments.get_segment(session, campaign.segment_key)
-        audience = audience.where(
-            OfferCandidate.customer_id.in_(
-                select(SegmentMember.customer_id).where(SegmentMember.segment_id == segment.id)
-            )
-        )
-    ids = sorted(session.scalars(audience))
+    ids = audience(session, campaign, as_of)
     members = set(
         session.scalars(
             select(CampaignMember.customer_id).where(CampaignMember.campaign_id == campaign.id)
@@ -436,52 +603,79 @@ def run_campaign(session: Session, key: str, on: date | None = None) -> RunSumma
     summary.already_in_campaign = len(members.intersection(ids))
     fresh = [i for i in ids if i not in members]
     ledger = Ledger(session, campaign)
+    products = _Products(session)
     refused: Counter[str] = Counter()
     slots = {
         CandidateKind.KNOWN.value: campaign.known_per_customer,
         CandidateKind.NEW.value: campaign.new_per_customer,
     }
+    # Most customers fill their slots from the first ranks; the rest get their whole lists.
+    prefix = 2 * max(slots.values()) + 2
     on_day = max(today, campaign.valid_from)
-    for start in range(0, len(fresh), 500):
-        chunk = fresh[start : start + 500]
-        people = {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(chunk)))}
-        eligible: list[int] = []
-        for customer_id in chunk:
-            why = contact_refusal(session, campaign, customer_id, now)
-            if why is not None:
-                refused[why] += 1
-                continue
-            group = CampaignGroup.HOLDOUT if is_holdout(campaign, customer_id) else None
-            session.add(
-                CampaignMember(
-                    campaign_id=campaign.id,
-                    customer_id=customer_id,
-                    group=(group or CampaignGroup.TREATMENT).value,
-                    assigned_at=now,
+    for start in range(0, len(fresh), RUN_CHUNK):
+        chunk = fresh[start : start + RUN_CHUNK]
+        refusals = _refusals(session, campaign, chunk, now)
+        refused.update(refusals.values())
+        placed = [i for i in chunk if i not in refusals]
+        held = {i for i in placed if is_holdout(campaign, i)}
+        if placed:
+            session.execute(
+                _INSERT_MEMBER,
+                [
+                    {
+                        "campaign_id": campaign.id,
+                        "customer_id": i,
+                        "group": (
+                            CampaignGroup.HOLDOUT if i in held else CampaignGroup.TREATMENT
+                        ).value,
+                        "assigned_at": now,
+                    }
+                    for i in placed
+                ],
+            )
+        summary.holdout += len(held)
+        eligible = [i for i in placed if i not in held]
+        summary.treatment += len(eligible)
+        if not eligible:
+            continue
+        people = {
+            r[0]: (r[1], r[2])
+            for r in session.execute(
+                select(Customer.id, Customer.birthday, Customer.language).where(
+                    Customer.id.in_(eligible)
                 )
             )
-            if group is CampaignGroup.HOLDOUT:
-                summary.holdout += 1
-            else:
-                summary.treatment += 1
-                eligible.append(customer_id)
-        profiles = relevance.profiles(session, eligible, {i: people[i].birthday for i in eligible})
-        offered = candidates_of(session, eligible, as_of)
-        for customer_id in eligible:
-            chosen = fit(
-                ledger,
-                profiles[customer_id],
-                offered[customer_id],
-                slots,
-                on_day,
-                set(),
-                Counter(),
-                refused,
-            )
+        }
+        profiles = relevance.profiles(session, eligible, {i: people[i][0] for i in eligible})
+        offered = _chunk_candidates(session, products, eligible, as_of, prefix)
+        whole: dict[int, list[Candidate]] | None = None
+        issued: list[tuple[int, str, Candidate]] = []
+        for n, customer_id in enumerate(eligible):
+            mine: Counter[str] = Counter()
+            args = (ledger, profiles[customer_id])
+            chosen = fit(*args, offered[customer_id], slots, on_day, set(), Counter(), mine)
+            kinds = Counter(c.kind for c in chosen)
+            if any(kinds[k] < n_ for k, n_ in slots.items()):
+                if whole is None:  # the rest of the chunk's customers, their whole lists
+                    whole = _chunk_candidates(session, products, eligible[n:], as_of, None)
+                mine = Counter()
+                chosen = fit(*args, whole[customer_id], slots, on_day, set(), Counter(), mine)
+            refused.update(mine)
+            language = people[customer_id][1]
+            language = language if language in TEMPLATES else "en"
             for c in chosen:
-                issue(session, ledger, people[customer_id], c, "mailing", now)
-                summary.coupons += 1
-        session.flush()
+                ledger.take(c)
+                issued.append((customer_id, language, c))
+        codes = new_codes(len(issued))
+        if issued:
+            session.execute(
+                _INSERT_COUPON,
+                [
+                    _coupon_row(ledger, i, language, c, code, now)
+                    for (i, language, c), code in zip(issued, codes, strict=True)
+                ],
+            )
+        summary.coupons += len(issued)
     campaign.last_run_at = now
     summary.refused.update(refused)
     spent = session.scalar(

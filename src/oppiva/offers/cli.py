@@ -224,6 +224,13 @@ def campaign_create(
     holdout: Annotated[float, typer.Option(help="Share of customers held out.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the holdout draw.")] = 0,
     segment: Annotated[str | None, typer.Option(help="Only this saved segment.")] = None,
+    criteria: Annotated[
+        str | None,
+        typer.Option(
+            help="Only the customers this criteria expression picks in the latest analysis, "
+            "e.g. 'visits_365d >= 20 and avg_basket_365d > 50'."
+        ),
+    ] = None,
     offers_shown: Annotated[int, typer.Option(help="Offers shown to choose from.")] = 15,
     picks: Annotated[int, typer.Option(help="Offers a customer may pick.")] = 5,
 ) -> None:
@@ -253,6 +260,7 @@ def campaign_create(
         holdout_share=holdout,
         holdout_seed=seed,
         segment_key=segment,
+        audience_criteria=criteria,
         offers_shown=offers_shown,
         picks=picks,
     )

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -106,6 +107,8 @@ class OfferCampaign(Base):
     holdout_share: Mapped[float] = mapped_column(Float)
     holdout_seed: Mapped[int] = mapped_column(Integer)
     segment_key: Mapped[str | None] = mapped_column(String(64))
+    audience_criteria: Mapped[str | None] = mapped_column(Text)
+    """A criteria-language expression over the latest analysis: only customers it picks."""
     offers_shown: Mapped[int] = mapped_column(Integer)
     picks: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

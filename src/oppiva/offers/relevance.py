@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import String, cast, delete, or_, select
 from sqlalchemy.orm import Session
 
 from oppiva.customers import service as customers
@@ -70,27 +70,40 @@ def exclusion(attributes: Mapping[str, Any] | None, profile: Profile, on: date) 
 
 
 def purchase_signals(session: Session, customer_ids: Iterable[int]) -> dict[int, set[str]]:
-    """Attributes the purchases suggest: a product needing or aimed at X was bought, so X."""
+    """Attributes the purchases suggest: a product needing or aimed at X was bought, so X.
+
+    Only the purchases of products that need or aim at something are read (none at all when
+    no product does), 5,000 customers per query."""
     ids = list(customer_ids)
     signals: dict[int, set[str]] = {i: set() for i in ids}
     needs: dict[int, list[str]] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    text = cast(Product.attributes, String)
+    for product_id, attributes in session.execute(
+        select(Product.id, Product.attributes).where(
+            or_(text.like('%"requires"%'), text.like('%"audience"%'))
+        )
+    ):
+        needed = requirements(attributes)
+        if needed:
+            needs[product_id] = needed
+    if not needs:
+        return signals
+    wanted = sorted(needs)
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
         rows = session.execute(
             select(Receipt.customer_id, ReceiptLine.product_id)
             .join(ReceiptLine, ReceiptLine.receipt_id == Receipt.id)
-            .where(Receipt.customer_id.in_(chunk), ReceiptLine.quantity > 0)
+            .where(
+                Receipt.customer_id.in_(chunk),
+                ReceiptLine.quantity > 0,
+                ReceiptLine.product_id.in_(wanted),
+            )
             .distinct()
         ).all()
-        unseen = {p for _, p in rows} - needs.keys()
-        if unseen:
-            for product_id, attributes in session.execute(
-                select(Product.id, Product.attributes).where(Product.id.in_(unseen))
-            ):
-                needs[product_id] = requirements(attributes)
         for customer_id, product_id in rows:
             if customer_id is not None:
-                signals[customer_id].update(needs.get(product_id, ()))
+                signals[customer_id].update(needs[product_id])
     return signals
 
 

@@ -59,6 +59,8 @@ class CampaignIn(InputModel):
     holdout_share: float = Field(0.1, ge=0, le=0.9)
     holdout_seed: int = Field(0, ge=0, le=2**31 - 1)
     segment_key: str | None = None
+    audience_criteria: str | None = Field(None, max_length=4000)
+    """Only the customers this criteria expression picks in the latest analysis."""
     offers_shown: int = Field(15, ge=1, le=50)
     picks: int = Field(5, ge=1, le=50)
 
@@ -84,6 +86,7 @@ class CampaignOut(BaseModel):
     holdout_share: float
     holdout_seed: int
     segment_key: str | None
+    audience_criteria: str | None
     offers_shown: int
     picks: int
     coupons: int
