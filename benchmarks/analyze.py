@@ -310,26 +310,38 @@ def _peaks() -> dict[str, int]:
     return {"own": own, "children": children}
 
 
+def _cpu() -> float:
+    """CPU seconds of this process (all its threads) and its waited-for children."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def _analyze_child(url: str, as_of: str, send: Any) -> None:
     from oppiva.analytics.analysis import STAGES, analyze
 
-    marks: list[tuple[str, float]] = []
+    marks: list[tuple[str, float, float]] = []
     started = time.perf_counter()
     report = analyze(
         url,
         as_of=date.fromisoformat(as_of),
         engine="duckdb",
-        progress=lambda stage: marks.append((stage, time.perf_counter())),
+        progress=lambda stage: marks.append((stage, time.perf_counter(), _cpu())),
     )
-    ended = time.perf_counter()
+    ended, cpu = time.perf_counter(), _cpu()
     stages = {
         stage: (marks[i + 1][1] if i + 1 < len(marks) else ended) - at
-        for i, (stage, at) in enumerate(marks)
+        for i, (stage, at, _) in enumerate(marks)
+    }
+    cpus = {
+        stage: (marks[i + 1][2] if i + 1 < len(marks) else cpu) - used
+        for i, (stage, _, used) in enumerate(marks)
     }
     send.send(
         {
             "seconds": ended - started,
+            "cpu": cpu,
             "stages": {s: stages.get(s, 0.0) for s in STAGES},
+            "stage_cpu": {s: cpus.get(s, 0.0) for s in STAGES},
             "customers": report.customers,
             "peaks": _peaks(),
         }
@@ -339,7 +351,7 @@ def _analyze_child(url: str, as_of: str, send: Any) -> None:
 def _pandas_child(frames: Path, as_of: str, out: Path, send: Any) -> None:
     import pandas as pd
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu()
     receipts = pd.read_parquet(
         frames / "receipt.parquet", columns=["id", "customer_id", "outlet_id", "purchased_at"]
     )
@@ -363,6 +375,7 @@ def _pandas_child(frames: Path, as_of: str, out: Path, send: Any) -> None:
         {
             "read": read - started,
             "compute": ended - read,
+            "cpu": _cpu() - cpu,
             "seconds": ended - started,
             "peaks": peaks,
             "customers": len(features),
@@ -591,19 +604,25 @@ def report(
     features = ours["stages"]["customer features"]
     peaks = ours["peaks"]
     print(f"\n== {backend}: {meta['receipt_line']:,} lines, {meta['customer']:,} customers")
-    print(f"analyze: {ours['seconds']:.1f} s, {ours['customers']:,} customers with features")
+    print(
+        f"analyze: {ours['seconds']:.1f} s ({ours['cpu']:.1f} s CPU), "
+        f"{ours['customers']:,} customers with features"
+    )
     for stage, seconds in ours["stages"].items():
-        print(f"  {stage:<32} {seconds:7.1f} s")
+        print(f"  {stage:<32} {seconds:7.1f} s  ({ours['stage_cpu'][stage]:6.1f} s CPU)")
     print(
         f"  peak memory: {mib(peak(peaks))} (process tree sampled: {mib(peaks['tree'])}; "
         f"getrusage: analyze process {mib(peaks['own'])}, store transfer {mib(peaks['children'])})"
     )
     print(
         f"pandas: {theirs['seconds']:.1f} s (read {theirs['read']:.1f} s, features "
-        f"{theirs['compute']:.1f} s), peak memory {mib(peak(theirs['peaks']))}"
+        f"{theirs['compute']:.1f} s; {theirs['cpu']:.1f} s CPU), "
+        f"peak memory {mib(peak(theirs['peaks']))}"
     )
+    features_cpu = ours["stage_cpu"]["customer features"]
     print(
-        f"ratio pandas / oppiva: features {theirs['seconds'] / features:.1f}, "
+        f"ratio pandas / oppiva: features {theirs['seconds'] / features:.1f} "
+        f"({theirs['cpu'] / features_cpu:.1f} in CPU), "
         f"whole run {theirs['seconds'] / ours['seconds']:.1f}"
     )
 
