@@ -66,6 +66,7 @@ def queries(timezone: str, as_of: date) -> list[Query]:
         Query(
             "receipts",
             "SELECT id, customer_id, outlet_id, purchased_at, total_cents FROM receipt",
+            split=("receipt", "id"),
             timestamps=("purchased_at",),
             local="purchased_at",
             timezone=timezone,
@@ -75,6 +76,7 @@ def queries(timezone: str, as_of: date) -> list[Query]:
             "lines",
             "SELECT receipt_id, product_id, quantity, line_total_cents, cost_cents, "
             "returns_receipt_id FROM receipt_line",
+            split=("receipt_line", "id"),
             types={
                 "receipt_id": i64,
                 "returns_receipt_id": i64,
@@ -264,7 +266,7 @@ def _compute(
     population_gap = float(np.median(gaps.to_numpy())) if len(gaps) else 30.0
     segments = pq.read_table(files["segments"]).to_pylist()
     criteria = {**class_rules, **{s["key"]: _saved(s) for s in segments}}
-    scope = EngineScope(table, lines, as_of, departments)
+    scope = EngineScope(table, lines, src.products, as_of, departments)
     for parsed in criteria.values():
         scope.prepare([(call.name, call.values) for call in parsed.referenced().calls])
     t = scope.table

@@ -32,8 +32,13 @@ class Engine:
         self._session = session
 
     def read(self, name: str, path: Path) -> ibis.Table:
-        """The Parquet file at `path` as the engine's table `name`."""
-        return self.con.read_parquet(str(path), table_name=name)
+        """The Parquet file at `path` (or the folder of part files) as the engine's table `name`."""
+        source = (
+            str(path / "*.parquet")
+            if path.is_dir() and self.kind is EngineKind.DUCKDB
+            else str(path)
+        )
+        return self.con.read_parquet(source, table_name=name)
 
     def arrow(self, expr: ibis.Table) -> pa.Table:
         """A (small) result on the driver."""

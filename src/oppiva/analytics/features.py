@@ -48,9 +48,7 @@ def purchase_lines(src: Sources, as_of: date) -> ir.Table:
         quantity=line.quantity,
         total=line.line_total_cents,
         cost=line.cost_cents,
-        department=p.department,
-        product_group=p.product_group,
-        subgroup=p.subgroup,
+        product_id=line.product_id,
         age=day_number(as_of) - receipts.day,
         department_code=p.department_code,
         group_code=p.group_code,
@@ -321,21 +319,25 @@ def visit_profile(receipts: ir.Table) -> ir.Table:
     return year.group_by(["customer_id", "weekday", "hour"]).agg(visits=year.count())
 
 
-def group_lines(lines: ir.Table, name: str) -> ir.Table:
-    """The lines of a department, product group or subgroup called `name` (any case)."""
-    key = name.lower()
-    return lines.filter(
-        (lines.department.lower() == key)
-        | (lines.product_group.lower() == key)
-        | (lines.subgroup.lower() == key)
+def group_lines(lines: ir.Table, products: ir.Table, name: str) -> ir.Table:
+    """The lines of a department, product group or subgroup called `name` (any case).
+
+    The products are matched by name first and the lines by product id: the materialised lines
+    carry no names, which would double the cost of materialising them."""
+    key, p = name.lower(), products
+    matching = p.filter(
+        (p.department.lower() == key)
+        | (p.product_group.lower() == key)
+        | (p.subgroup.lower() == key)
     )
+    return lines.semi_join(matching, lines.product_id == matching.id)
 
 
 def group_measure(
-    lines: ir.Table, function: str, name: str, days: int | None, as_of: date
+    lines: ir.Table, products: ir.Table, function: str, name: str, days: int | None, as_of: date
 ) -> ir.Table:
     """Per customer, the value of a criteria function over one product group (`value` column)."""
-    g = group_lines(lines, name)
+    g = group_lines(lines, products, name)
     if days is not None:
         g = g.filter(g.age < days)
     if function == "spend_in":

@@ -16,12 +16,18 @@ class EngineScope:
     """Feature table columns by name; function calls prepared by `prepare` as joined columns."""
 
     def __init__(
-        self, features: ir.Table, lines: ir.Table, as_of: date, departments: list[str]
+        self,
+        features: ir.Table,
+        lines: ir.Table,
+        products: ir.Table,
+        as_of: date,
+        departments: list[str],
     ) -> None:
         self.table = features
         # `share("fresh food")` finds "Fresh food": names match in any case, as in `units_in`
         self._shares = {d.casefold(): share_column(d) for d in departments}
         self._lines = lines
+        self._products = products
         self._as_of = as_of
         self._calls: dict[tuple[str, tuple[Any, ...]], str] = {}
 
@@ -33,7 +39,9 @@ class EngineScope:
                 continue
             column = f"fn__{len(self._calls)}"
             days = int(args[1]) if len(args) > 1 and args[1] is not None else None
-            measure = group_measure(self._lines, name, str(args[0]), days, self._as_of)
+            measure = group_measure(
+                self._lines, self._products, name, str(args[0]), days, self._as_of
+            )
             default = FUNCTION_DEFAULTS[name]
             joined = self.table.left_join(measure, "customer_id")
             value = joined.value if default is None else joined.value.coalesce(default)

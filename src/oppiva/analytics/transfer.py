@@ -9,7 +9,9 @@ copies in one process break each other's file locks while the ORM holds the file
 
 from __future__ import annotations
 
+import os
 import pickle
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -40,6 +42,10 @@ class Query:
     timezone: str = "UTC"
     # the columns' types, whatever the driver guessed (SQLite's types are per value)
     types: dict[str, pa.DataType] = field(default_factory=dict)
+    # (table, integer key as the SQL names it): on SQLite, read in ranges of the key by
+    # parallel processes, a Parquet file each in the folder `<name>.parquet`; the SQL must end
+    # where a condition can follow
+    split: tuple[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -53,11 +59,57 @@ class Write:
     staged: str | None = None  # ingest into this temporary table (made by `before`) instead
 
 
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One query, or one key range of a split query, and the file its rows go to."""
+
+    query: Query
+    sql: str
+    path: Path
+
+
 def dump(url: str, queries: Sequence[Query], folder: Path) -> dict[str, Path]:
-    """Run each query on the store and write its rows to `folder/<name>.parquet`."""
+    """Run each query on the store and write its rows to `folder/<name>.parquet` (a folder of
+    part files for a split query on SQLite)."""
     folder.mkdir(parents=True, exist_ok=True)
-    _in_child_on_sqlite(url, _dump, url, list(queries), folder)
+    workers = min(os.cpu_count() or 1, 4)
+    if make_url(url).get_backend_name() != "sqlite" or workers == 1:
+        parts = [_Part(q, q.sql, folder / f"{q.name}.parquet") for q in queries]
+        _in_child_on_sqlite(url, _dump, url, parts)
+        return {q.name: folder / f"{q.name}.parquet" for q in queries}
+    parts = []
+    for q in queries:
+        parts.extend(_split(url, q, folder, workers))
+    # Dealt round-robin, so the parts of one split query land in different processes. Each
+    # process reads in its own snapshot: a receipt and its lines commit together, and the
+    # analysis joins lines to receipts, so a receipt stored meanwhile is left out whole.
+    _in_children(url, _dump, [[url, parts[i::workers]] for i in range(workers)])
     return {q.name: folder / f"{q.name}.parquet" for q in queries}
+
+
+def _split(url: str, query: Query, folder: Path, parts: int) -> list[_Part]:
+    """The query as it is, or `parts` key ranges of it (bounds read from the SQLite file)."""
+    if query.split is None:
+        return [_Part(query, query.sql, folder / f"{query.name}.parquet")]
+    table, key = query.split
+    database = make_url(url).database or ":memory:"
+    # the standard library's SQLite, the same copy the ORM uses in this process
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        column = key.rsplit(".", 1)[-1]
+        low, high = conn.execute(f"SELECT min({column}), max({column}) FROM {table}").fetchone()  # noqa: S608
+    low, high = low or 0, high or 0
+    step = (high - low) // parts + 1
+    joiner = " AND " if " WHERE " in query.sql.upper() else " WHERE "
+    target = folder / f"{query.name}.parquet"
+    target.mkdir(exist_ok=True)
+    return [
+        _Part(
+            query,
+            f"{query.sql}{joiner}{key} BETWEEN {low + i * step} AND {low + (i + 1) * step - 1}",
+            target / f"part-{i}.parquet",
+        )
+        for i in range(parts)
+    ]
 
 
 def load(url: str, writes: Sequence[Write]) -> None:
@@ -70,16 +122,32 @@ def _in_child_on_sqlite(url: str, function: Any, *args: Any) -> None:
     if make_url(url).get_backend_name() != "sqlite":
         function(*args)
         return
-    job = pickle.dumps((function.__name__, args))
-    done = subprocess.run(
-        [sys.executable, "-m", "oppiva.analytics.transfer"],
-        input=job,
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        lines = done.stderr.decode(errors="replace").strip().splitlines()
-        raise OppivaError(f"store transfer failed: {lines[-1] if lines else done.returncode}")
+    _in_children(url, function, [list(args)])
+
+
+def _in_children(url: str, function: Any, jobs: list[list[Any]]) -> None:
+    """Run `function(*args)` for each argument list in its own child Python, all at once."""
+    children = []
+    for args in jobs:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "oppiva.analytics.transfer"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        assert child.stdin is not None
+        child.stdin.write(pickle.dumps((function.__name__, tuple(args))))
+        child.stdin.close()
+        children.append(child)
+    failures = []
+    for child in children:
+        assert child.stderr is not None
+        errors = child.stderr.read()
+        if child.wait() != 0:
+            lines = errors.decode(errors="replace").strip().splitlines()
+            failures.append(lines[-1] if lines else str(child.returncode))
+    if failures:
+        raise OppivaError(f"store transfer failed: {failures[0]}")
 
 
 def _connect(url: str) -> Any:
@@ -98,27 +166,28 @@ def _connect(url: str) -> Any:
     return pg_driver.connect(parsed.set(drivername="postgresql").render_as_string(False))
 
 
-def _dump(url: str, queries: list[Query], folder: Path) -> None:
+def _dump(url: str, parts: list[_Part]) -> None:
     conn = _connect(url)
     sqlite = make_url(url).get_backend_name() == "sqlite"
     try:
-        for query in queries:
+        for part in parts:
+            query = part.query
             cursor = conn.cursor()
             if sqlite:  # the driver's default, 1,024 rows, makes as many tiny row groups
                 cursor.adbc_statement.set_options(
                     **{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)}
                 )
-            cursor.execute(query.sql)
+            cursor.execute(part.sql)
             reader = cursor.fetch_record_batch()
             writer: pq.ParquetWriter | None = None
             for batch in reader:
                 table = _normalise(pa.Table.from_batches([batch]), query)
                 if writer is None:
-                    writer = pq.ParquetWriter(folder / f"{query.name}.parquet", table.schema)
+                    writer = pq.ParquetWriter(part.path, table.schema)
                 writer.write_table(table.cast(writer.schema), row_group_size=BATCH_ROWS)
             if writer is None:
                 empty = _normalise(reader.schema.empty_table(), query)
-                pq.write_table(empty, folder / f"{query.name}.parquet")
+                pq.write_table(empty, part.path)
             else:
                 writer.close()
             cursor.close()
