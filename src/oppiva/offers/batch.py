@@ -37,6 +37,7 @@ from oppiva.purchases.models import Product
 
 STAGES = ("reading the store", "fitting the recommenders", "scoring customers", "writing")
 EPOCH = date(1970, 1, 1)
+NEIGHBOURS = 10  # item-item neighbours kept per product for the till
 
 Progress = Callable[[str], None]
 
@@ -51,6 +52,8 @@ class TrainReport:
     products: int = 0
     known: int = 0
     new: int = 0
+    neighbours: int = 0
+    """(product, neighbour) pairs kept for the till."""
     seconds: float = 0.0
     recommenders: dict[str, int] = field(default_factory=dict)
 
@@ -137,9 +140,14 @@ def train(
         report.customers, report.products = history.customers, history.products
         step(STAGES[1])
         out = folder / "offer_candidate.parquet"
+        near = folder / "offer_neighbour.parquet"
         writer: pq.ParquetWriter | None = None
         if history.customer.size:
             models = rec.fit(history, engine=str(EngineKind(engine)), master=master)
+            found = rec.neighbours(models, NEIGHBOURS)
+            report.neighbours = int(found.product.size)
+            if found.product.size:
+                pq.write_table(_neighbour_rows(found, loaded, as_of), near)
             step(STAGES[2])
             for part in rec.candidates(history, models, known, new):
                 table = _rows(part, loaded, as_of)
@@ -164,10 +172,30 @@ def train(
                     "offer_candidate",
                     out if writer else None,
                     before=["DELETE FROM offer_candidate"],
-                )
+                ),
+                Write(
+                    "offer_neighbour",
+                    near if near.exists() else None,
+                    before=["DELETE FROM offer_neighbour"],
+                ),
             ],
         )
     return report
+
+
+def _neighbour_rows(found: rec.Neighbours, loaded: Loaded, as_of: date) -> pa.Table:
+    """Neighbour rows in the table's columns, products by their store ids."""
+    return pa.table(
+        {
+            "product_id": pa.array(loaded.product_ids[found.product].astype(np.int64)),
+            "neighbour_id": pa.array(loaded.product_ids[found.neighbour].astype(np.int64)),
+            "as_of": pa.array(
+                np.full(found.product.size, (as_of - EPOCH).days).astype("datetime64[D]")
+            ).cast(pa.date32()),
+            "rank": pa.array(found.rank),
+            "score": pa.array(found.score),
+        }
+    )
 
 
 def _rows(part: rec.Candidates, loaded: Loaded, as_of: date) -> pa.Table:

@@ -202,3 +202,24 @@ class OfferChoice(Base):
         ForeignKey("offer_coupon.id", ondelete="SET NULL")
     )
     chosen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- till offers ---
+
+
+class OfferNeighbour(Base):
+    """A product that goes with another: one of its best item-item neighbours by the latest
+    batch, so the till finds what goes with a basket in one indexed read."""
+
+    __tablename__ = "offer_neighbour"
+
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("product.id", ondelete="CASCADE"), primary_key=True
+    )
+    neighbour_id: Mapped[int] = mapped_column(
+        ForeignKey("product.id", ondelete="CASCADE"), primary_key=True
+    )
+    as_of: Mapped[date] = mapped_column(Date)
+    rank: Mapped[int] = mapped_column(Integer)
+    """1 is the neighbour bought most with the product (asymmetric cosine of buyer sets)."""
+    score: Mapped[float] = mapped_column(Float)

@@ -449,6 +449,33 @@ def concat(parts: list[Candidates]) -> Candidates:
     return Candidates(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields})
 
 
+@dataclass(frozen=True, slots=True)
+class Neighbours:
+    """Each product's best item-item neighbours, one row per (product, neighbour)."""
+
+    product: Ints
+    neighbour: Ints
+    rank: Ints
+    score: Floats
+
+
+def neighbours(models: Models, k: int = 10) -> Neighbours:
+    """Each product's `k` neighbours bought most with it (the item-item similarity of its row),
+    best first; only products sold lately and bought together at least once."""
+    similarity = models.similarity.copy()
+    similarity[:, ~models.sold] = 0.0
+    best, score = top(similarity, k)
+    keep = score > 0
+    product = np.repeat(np.arange(best.shape[0]), best.shape[1]).reshape(best.shape)
+    rank = np.tile(np.arange(1, best.shape[1] + 1), (best.shape[0], 1))
+    return Neighbours(
+        product=product[keep].astype(np.int64),
+        neighbour=best[keep],
+        rank=rank[keep].astype(np.int64),
+        score=score[keep].astype(np.float64),
+    )
+
+
 def candidates(
     history: History, models: Models, known: int = 20, new: int = 20
 ) -> Iterator[Candidates]:
