@@ -74,6 +74,18 @@ class Settings(BaseSettings):
     discount_rate: float = 0.01
     """Customer lifetime value: the discount rate a month (the value looks 12 months ahead)."""
 
+    till_offers: int = 3
+    """Offers for the next visit in a receipt's answer and at `context=checkout`; 0 turns them off."""
+
+    till_window_days: int = 56
+    """Till offers: a regular product is offered only when bought within this many days."""
+
+    till_due_days: int = 7
+    """Till offers: a regular product is offered when due within this many days (the next visit)."""
+
+    till_max_per_group: int = 1
+    """Till offers: at most this many offers of one product group."""
+
     login_failures_per_account: int = 5
     login_failures_per_address: int = 20
     login_failure_window_minutes: int = 15

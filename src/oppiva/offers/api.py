@@ -7,12 +7,14 @@ from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, status
+from pydantic import AwareDatetime
 
 from oppiva.access.permissions import P
 from oppiva.api.deps import DbSession
 from oppiva.api.security import Access, require
 from oppiva.db import MAX_ID
-from oppiva.offers import batch, campaigns, choices, coupons, relevance
+from oppiva.errors import InvalidInput
+from oppiva.offers import batch, campaigns, choices, coupons, relevance, till
 from oppiva.offers.schemas import (
     AttributesIn,
     AttributesOut,
@@ -26,6 +28,7 @@ from oppiva.offers.schemas import (
     ReportOut,
     RunOut,
     SeenIn,
+    TillOffersOut,
 )
 
 router = APIRouter(tags=["offers"])
@@ -163,19 +166,35 @@ def set_attributes(
 # --- till offers and choose your offers ---
 
 
-@router.get("/customers/{customer_id}/offers", response_model=ChoosingOut)
-def offers_to_choose(
+@router.get("/customers/{customer_id}/offers", response_model=ChoosingOut | TillOffersOut)
+def customer_offers(
     customer_id: CustomerId,
     session: DbSession,
     access: OffersReader,
-    campaign: Annotated[str, Query(min_length=1, max_length=40)],
-    context: Annotated[Literal["choice"], Query()] = "choice",
-    limit: Annotated[int | None, Query(ge=1, le=50)] = None,
-) -> ChoosingOut:
-    """`context=choice`: up to K offers of the campaign fitted to the customer, to pick from."""
-    found = choices.offers_to_choose(session, campaign, customer_id, limit)
+    context: Annotated[Literal["choice", "checkout"], Query()] = "choice",
+    campaign: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
+    basket: Annotated[str | None, Query(max_length=4000)] = None,
+    limit: Annotated[int | None, Query(ge=0, le=50)] = None,
+    at: Annotated[AwareDatetime | None, Query()] = None,
+) -> ChoosingOut | TillOffersOut:
+    """`context=choice`: up to K offers of the campaign fitted to the customer, to pick from.
+    `context=checkout`: the till offers for the next visit, `basket=sku1,sku2` the basket now
+    (`at`: as at that moment instead of now)."""
+    if context == "checkout":
+        skus = [s.strip() for s in (basket or "").split(",") if s.strip()]
+        products = till.products_of_skus(session, skus)
+        found = till.checkout_offers(session, customer_id, products, at, limit)
+        access.audit(
+            session, "offers.checkout.read", [customer_id], offers=[o.sku for o in found.offers]
+        )
+        return TillOffersOut.model_validate(asdict(found))
+    if campaign is None:
+        raise InvalidInput("campaign", "is needed with context=choice")
+    if limit == 0:
+        raise InvalidInput("limit", "must be between 1 and 50")
+    chosen = choices.offers_to_choose(session, campaign, customer_id, limit)
     access.audit(session, "offers.choice.read", [customer_id], campaign=campaign)
-    return ChoosingOut.model_validate({**asdict(found), "context": context})
+    return ChoosingOut.model_validate({**asdict(chosen), "context": context})
 
 
 @router.post(

@@ -17,13 +17,14 @@ from oppiva.cli.common import (
     console,
     day_option,
     fail,
+    moment_option,
     open_store,
     print_json,
     unit_of_work,
 )
 from oppiva.config import get_settings
 from oppiva.errors import OppivaError
-from oppiva.offers import batch, campaigns, choices, coupons, evaluate, relevance
+from oppiva.offers import batch, campaigns, choices, coupons, evaluate, relevance, till
 from oppiva.offers.campaigns import CampaignDefinition
 from oppiva.offers.schemas import CampaignOut, ReportOut, RunOut
 
@@ -88,7 +89,7 @@ def train_command(
         f"{report.as_of} on {report.engine} in {report.seconds:.1f} s: {report.known:,} known "
         f"and {report.new:,} new candidates ("
         + ", ".join(f"{k} {v:,}" for k, v in sorted(report.recommenders.items()))
-        + ").",
+        + f"); {report.neighbours:,} product neighbours for the till.",
         markup=False,
     )
 
@@ -431,6 +432,52 @@ def attributes_command(
 
 
 # --- till offers and choose your offers ---
+
+
+@app.command("checkout")
+def checkout_command(
+    ctx: typer.Context,
+    customer: Annotated[int, typer.Argument(help="The customer's id.")],
+    basket: Annotated[
+        str | None, typer.Option(help="The basket now: SKUs separated by commas.")
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(help="The moment of the checkout, e.g. 2026-05-04T10:00+03:00 (default now)."),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=0, max=50, help="How many (default the till_offers setting).")
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The offers a customer gets at the till for the next visit, with why."""
+    moment = moment_option(at, "--at")
+    skus = [s.strip() for s in (basket or "").split(",") if s.strip()]
+    with unit_of_work(ctx) as session:
+        products = till.products_of_skus(session, skus, "--basket")
+        found = till.checkout_offers(session, customer, products, moment, limit)
+        audit(session, "offers.checkout.read", [customer], offers=[o.sku for o in found.offers])
+    if json:
+        print_json(asdict(found))
+        return
+    if found.refusal:
+        console.print(f"No offers for customer {customer}: {found.refusal}.", markup=False)
+        return
+    if not found.offers:
+        console.print(f"No offers for customer {customer} this time.", markup=False)
+        return
+    table = Table("sku", "product", "group", "kind", "due", "score", "why")
+    for o in found.offers:
+        table.add_row(
+            o.sku,
+            o.name,
+            o.product_group,
+            o.kind,
+            o.due_on.isoformat() if o.due_on else "",
+            f"{o.score:.3f}",
+            o.explanation,
+        )
+    console.print(table)
 
 
 @app.command("choice")

@@ -186,6 +186,33 @@ class AttributesOut(BaseModel):
 # --- till offers and choose your offers ---
 
 
+class TillOfferOut(BaseModel):
+    """An offer for the next visit: `kind` is `due` (a regular product due by then), `basket`
+    (goes with the basket) or `new`; `due_on` only for `due`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    sku: str
+    name: str
+    product_group: str
+    kind: str
+    reason: str
+    reason_params: dict[str, Any]
+    explanation: str
+    due_on: date | None
+    score: float
+
+
+class TillOffersOut(BaseModel):
+    """The offers at the checkout; `refusal` says why there are none (off, anonymous,
+    not_active, no_offers, no_consent; null when there is nothing to offer)."""
+
+    context: str = "checkout"
+    customer_id: int
+    offers: list[TillOfferOut]
+    refusal: str | None
+
+
 class ChoiceOfferOut(BaseModel):
     product_id: int
     sku: str

@@ -18,6 +18,8 @@ from oppiva.db import MAX_ID, utcnow
 from oppiva.errors import Forbidden, InvalidInput
 from oppiva.loyalty.schemas import AccrualOut
 from oppiva.loyalty.service import accrue_for_receipt
+from oppiva.offers.schemas import TillOfferOut
+from oppiva.offers.till import checkout_offers
 from oppiva.purchases import service
 from oppiva.purchases.models import IdempotentResponse, Outlet, Product, Receipt
 from oppiva.purchases.schemas import (
@@ -59,6 +61,8 @@ def post_receipt(
     receipt, created = service.record_receipt(session, body)
     # A receipt stored before (another key) only reports what it earned: it writes nothing.
     accruals = accrue_for_receipt(session, receipt, record=created)
+    basket = [line.product_id for line in receipt.lines if line.quantity > 0]
+    offers = checkout_offers(session, receipt.customer_id, basket, receipt.purchased_at).offers
     out = ReceiptOut(
         receipt_id=receipt.id,
         customer_id=receipt.customer_id,
@@ -77,6 +81,7 @@ def post_receipt(
             )
             for a in accruals
         ],
+        offers=[TillOfferOut.model_validate(o) for o in offers],
     )
     status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     session.execute(
@@ -95,6 +100,7 @@ def post_receipt(
         "receipt.create" if created else "receipt.repeat",
         [receipt.customer_id],
         receipt=receipt.id,
+        offers=[o.sku for o in offers],
     )
     return _json(out, status_code)
 

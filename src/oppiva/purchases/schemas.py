@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from oppiva.customers.schemas import IdentifierIn
 from oppiva.loyalty.schemas import AccrualOut
+from oppiva.offers.schemas import TillOfferOut
 from oppiva.purchases.models import OutletKind
 from oppiva.schemas import InputModel
 
@@ -62,8 +63,8 @@ class ReceiptIn(InputModel):
 
 
 class ReceiptOut(BaseModel):
-    """What the till gets back: the buyer, and the points of each of their programmes (later:
-    offers)."""
+    """What the till gets back: the buyer, the points of each of their programmes, and the
+    offers for the next visit (see `oppiva.offers.till`)."""
 
     receipt_id: int
     customer_id: int | None
@@ -71,6 +72,7 @@ class ReceiptOut(BaseModel):
     total: Decimal
     created: bool
     loyalty: list[AccrualOut] = Field(default_factory=list)
+    offers: list[TillOfferOut] = Field(default_factory=list)
 
 
 class ReceiptLineOut(BaseModel):
