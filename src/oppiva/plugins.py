@@ -54,6 +54,11 @@ class Hooks:
         do not follow merges (the next analysis sees the merged customer as one)."""
 
     @hookspec
+    def oppiva_folded_on_merge(self) -> list[str]:  # type: ignore[empty-body]
+        """Tables whose rows a merge cannot simply move: `oppiva_before_merge` folds them. A
+        bulk import leaves a merge that would move such a row to the full merge, hooks and all."""
+
+    @hookspec
     def oppiva_export_person(  # type: ignore[empty-body]
         self, session: Session, customer_id: int
     ) -> dict[str, Any]:
@@ -105,6 +110,11 @@ def derived_links() -> list[CustomerLink]:
     """Every registered customer-id column of analysis output."""
     links = [link for group in plugin_manager().hook.oppiva_derived_links() for link in group]
     return sorted(links, key=lambda link: (link.table.name, link.column))
+
+
+def folded_on_merge() -> set[str]:
+    """Every table some domain folds itself when two customers merge."""
+    return {name for group in plugin_manager().hook.oppiva_folded_on_merge() for name in group}
 
 
 def customer_links() -> list[CustomerLink]:

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from oppiva.customers import service as customers
 from oppiva.customers.schemas import CustomerUpdate, InteractionIn
 from oppiva.db import Store
+from oppiva.loyalty import ledger
 from oppiva.privacy import service as privacy
 from oppiva.purchases.importer import RECEIPT_COLUMNS, ReceiptImport
 from tests.conftest import create_database_url, drop_database_url
@@ -171,3 +172,46 @@ def test_set_based_linking_leaves_what_the_single_receipt_road_leaves(
         for store, url in zip(stores, urls, strict=True):
             store.dispose()
             drop_database_url(url)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_merge_of_two_members_of_one_programme_folds_their_accounts(tmp_path, backend):
+    """Two profiles with points in one programme, tied by a receipt in a bulk file: one account
+    with the sum, as `oppiva customers merge` and the till leave it (the merge takes the full
+    road with the loyalty hooks instead of stopping on the membership's uniqueness)."""
+    url = create_database_url(backend, str(tmp_path))
+    store = Store(url)
+    try:
+        prepare(store, tmp_path)
+        with store.transaction() as s:
+            ids = dict(s.execute(text("SELECT external_id, customer_id FROM receipt")).all())
+            ledger.create_programme(s, "plussa", "Plussa", pending_days=0)
+            for n, who in enumerate((ids["S-A"], ids["S-B"])):
+                ledger.join(s, "plussa", who, at=datetime(2026, 5, 1, tzinfo=UTC))
+                ledger.earn(
+                    s,
+                    "plussa",
+                    who,
+                    100 + n * 50,
+                    source="test",
+                    external_id=str(who),
+                    rule="test",
+                    at=datetime(2026, 5, 1, tzinfo=UTC),
+                )
+        summary = ReceiptImport(store, write(tmp_path / "l1.csv", LINKING[1:3])).run()
+        assert (summary.new, summary.rejected_rows) == (1, 0)
+        with store.transaction() as s:
+            merged = s.execute(text("SELECT survivor_id, absorbed_id FROM customer_merge")).all()
+            assert len(merged) == 1
+            survivor, absorbed = merged[0]
+            assert {survivor, absorbed} == {ids["S-A"], ids["S-B"]}
+            members = s.execute(
+                text("SELECT customer_id FROM loyalty_membership ORDER BY customer_id")
+            ).all()
+            assert [m[0] for m in members] == [survivor]
+            at = datetime(2026, 6, 1, tzinfo=UTC)
+            assert ledger.balance(s, "plussa", survivor, at).available == 250
+            assert s.execute(text("SELECT count(*) FROM loyalty_account_merge")).scalar() == 1
+    finally:
+        store.dispose()
+        drop_database_url(url)

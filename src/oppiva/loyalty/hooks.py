@@ -146,6 +146,12 @@ def oppiva_erase_person(session: Session, customer_id: int) -> None:
 
 
 @hookimpl
+def oppiva_folded_on_merge() -> list[str]:
+    """A customer is a member of a programme once: two memberships of one programme fold."""
+    return [Membership.__tablename__]
+
+
+@hookimpl
 def oppiva_before_merge(session: Session, merge: CustomerMerge) -> None:
     merging.fold(session, merge)
 

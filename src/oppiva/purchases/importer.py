@@ -54,7 +54,7 @@ from oppiva.customers.models import Customer, IdentityKind
 from oppiva.customers.service import MERGE_FILLABLE
 from oppiva.db import Store
 from oppiva.errors import InvalidInput, OppivaError
-from oppiva.plugins import customer_links
+from oppiva.plugins import customer_links, folded_on_merge
 from oppiva.purchases import linking, service
 from oppiva.purchases.schemas import ReceiptIn
 
@@ -851,20 +851,24 @@ class ReceiptImport:
         counter = itertools.count(max([0, *people]) + 1)
         left: set[tuple[str, str]] = set()
         outcomes: list[linking.Outcome] = []
+        folded = folded_on_merge()
         for group in linking.groups(items, owner):
             touched = {owner.get((n.kind.value, n.value)) for r in group for n in r.idents}
             try:
                 if touched & blocked:
                     raise linking.Unmodelled
-                outcomes.append(
-                    linking.replay(
-                        group,
-                        owner,
-                        people,
-                        recognise=self.settings.recognise_unknown_identifiers,
-                        new_id=lambda: next(counter),
-                    )
+                outcome = linking.replay(
+                    group,
+                    owner,
+                    people,
+                    recognise=self.settings.recognise_unknown_identifiers,
+                    new_id=lambda: next(counter),
                 )
+                # A merge moving a row some domain folds (two memberships of one programme)
+                # takes the full merge with its hooks: the group goes the single-receipt road.
+                if any(table in folded for m in outcome.merges for table, _, _ in m.moved):
+                    raise linking.Unmodelled
+                outcomes.append(outcome)
             except linking.Unmodelled:
                 left.update(r.key for r in group)
         self._write_links(bulk, outcomes, mine, lines, left)
