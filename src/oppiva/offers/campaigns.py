@@ -15,6 +15,7 @@ each. It starts with a write on the campaign row, so two runs of one campaign ta
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import secrets
@@ -23,10 +24,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import String, Table, and_, func, insert, or_, select, update
+from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session
 
 from oppiva.customers.models import Customer
@@ -233,9 +235,9 @@ def new_codes(n: int) -> list[str]:
     return codes
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A candidate row with the product facts the constraints need."""
+class Candidate(NamedTuple):
+    """A candidate row with the product facts the constraints need (a tuple: a run makes
+    millions)."""
 
     product_id: int
     sku: str
@@ -409,7 +411,7 @@ def fit(
     of those looked at are counted in `refused`. The ledger is not changed."""
     left = dict(slots)
     groups = Counter(held_groups)
-    spent, per_product = ledger.spent_cents, Counter(ledger.per_product)
+    spent = ledger.spent_cents
     chosen: list[Candidate] = []
     k = ledger.campaign.max_per_group
     for c in candidates:
@@ -432,7 +434,9 @@ def fit(
         left[c.kind] -= 1
         groups[c.product_group] += 1
         ledger.take(c)
-    ledger.spent_cents, ledger.per_product = spent, per_product
+    ledger.spent_cents = spent  # undo the takes: cheaper than copying the per-product counts
+    for c in chosen:
+        ledger.per_product[c.product_id] -= 1
     return chosen
 
 
@@ -489,12 +493,14 @@ class _Products:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.facts: dict[int, tuple[str, str, str, int, Mapping[str, Any]]] = {}
+        self.params: dict[str | None, Mapping[str, Any]] = {}
+        """Reason parameters by their JSON text: decoded once, shared read-only."""
 
     def need(self, product_ids: Iterable[int]) -> None:
         unseen = sorted(set(product_ids) - self.facts.keys())
         p = Product
         for start in range(0, len(unseen), RUN_CHUNK):
-            rows = self.session.execute(
+            rows = self.session.connection().execute(
                 select(p.id, p.sku, p.name, p.product_group, p.price_cents, p.attributes).where(
                     p.id.in_(unseen[start : start + RUN_CHUNK])
                 )
@@ -508,35 +514,36 @@ def _chunk_candidates(
     products: _Products,
     customer_ids: Sequence[int],
     as_of: date,
-    max_rank: int | None,
+    max_rank: Mapping[str, int] | None,
 ) -> dict[int, list[Candidate]]:
-    """`candidates_of` for one chunk in one query, with columns instead of objects; with
-    `max_rank` only the ranks up to it (a prefix of each customer's known and new lists)."""
+    """`candidates_of` for one chunk in one query, read as plain rows; with `max_rank` only the
+    ranks up to it of each kind (a prefix of each customer's known and new lists)."""
     c = OfferCandidate
     query = select(
-        c.customer_id, c.product_id, c.kind, c.rank, c.score, c.reason, c.reason_params
+        c.customer_id,
+        c.product_id,
+        c.kind,
+        c.rank,
+        c.score,
+        c.reason,
+        cast_(c.reason_params, String),
     ).where(c.as_of == as_of, c.customer_id.in_(customer_ids))
     if max_rank is not None:
-        query = query.where(c.rank <= max_rank)
-    rows = session.execute(query.order_by(c.customer_id, c.kind, c.rank, c.id)).all()
+        query = query.where(
+            or_(*(and_(c.kind == kind, c.rank <= n) for kind, n in max_rank.items()))
+        )
+    rows = session.connection().execute(query.order_by(c.customer_id, c.kind, c.rank, c.id)).all()
     products.need(r[1] for r in rows)
     result: dict[int, list[Candidate]] = {i: [] for i in customer_ids}
-    facts = products.facts
-    for customer_id, product_id, kind, rank, score, reason, params in rows:
+    facts, params = products.facts, products.params
+    for customer_id, product_id, kind, rank, score, reason, text in rows:
         sku, name, group, price, attributes = facts[product_id]
+        decoded = params.get(text)
+        if decoded is None:
+            decoded = params[text] = json.loads(text) if text else {}
         result[customer_id].append(
             Candidate(
-                product_id,
-                sku,
-                name,
-                group,
-                price,
-                attributes,
-                kind,
-                rank,
-                score,
-                reason,
-                params or {},
+                product_id, sku, name, group, price, attributes, kind, rank, score, reason, decoded
             )
         )
     return result
@@ -610,7 +617,8 @@ def run_campaign(session: Session, key: str, on: date | None = None) -> RunSumma
         CandidateKind.NEW.value: campaign.new_per_customer,
     }
     # Most customers fill their slots from the first ranks; the rest get their whole lists.
-    prefix = 2 * max(slots.values()) + 2
+    prefix = {kind: 2 * n + 2 for kind, n in slots.items() if n > 0}
+    total = sum(slots.values())
     on_day = max(today, campaign.valid_from)
     for start in range(0, len(fresh), RUN_CHUNK):
         chunk = fresh[start : start + RUN_CHUNK]
@@ -654,8 +662,7 @@ def run_campaign(session: Session, key: str, on: date | None = None) -> RunSumma
             mine: Counter[str] = Counter()
             args = (ledger, profiles[customer_id])
             chosen = fit(*args, offered[customer_id], slots, on_day, set(), Counter(), mine)
-            kinds = Counter(c.kind for c in chosen)
-            if any(kinds[k] < n_ for k, n_ in slots.items()):
+            if len(chosen) < total:
                 if whole is None:  # the rest of the chunk's customers, their whole lists
                     whole = _chunk_candidates(session, products, eligible[n:], as_of, None)
                 mine = Counter()
