@@ -43,6 +43,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+POOL_RECYCLE_S = 1800
+"""A server connection older than this (seconds) is replaced at its next checkout."""
+
 MAX_ID = 2**31 - 1
 """The largest row id: ids are 32-bit integers on PostgreSQL, so no larger one can exist."""
 
@@ -63,7 +66,10 @@ def create_store_engine(url: str, settings: Settings | None = None) -> Engine:
     settings = settings or get_settings()
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        # No ping at every checkout (a round trip per request): connections are renewed after
+        # half an hour instead; a connection that died with its server fails the request using
+        # it, and the pool then replaces every connection it holds.
+        return create_engine(url, pool_recycle=POOL_RECYCLE_S)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url)

@@ -324,7 +324,19 @@ _KEY_BY_HASH = select(
 
 
 def resolve_credential(session: Session, credential: str) -> Principal:
-    """The principal a bearer credential stands for; `Unauthorized` if it stands for none."""
+    """The principal a bearer credential stands for; `Unauthorized` if it stands for none.
+    A key's last use is recorded in the same transaction."""
+    principal, used_at = check_credential(session, credential)
+    if used_at is not None and principal.id is not None:
+        mark_key_used(session, principal.id, used_at)
+    return principal
+
+
+def check_credential(session: Session, credential: str) -> tuple[Principal, datetime | None]:
+    """The principal a bearer credential stands for (`Unauthorized` if none), and for a key
+    last used over a minute ago the moment to record with `mark_key_used`: a caller that
+    checks the key in a request's own transaction records it in a short one of its own, so
+    that no request holds the key's row locked."""
     now = utcnow()
     digest = _digest(credential)
     if credential.startswith(KEY_PREFIX):
@@ -337,10 +349,9 @@ def resolve_credential(session: Session, credential: str) -> Principal:
         if key.expires_at is not None and key.expires_at <= now:
             raise Unauthorized("the API key has expired")
         # Written at most once a minute, so that reads stay reads.
-        if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
-            session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        stale = key.last_used_at is None or now - key.last_used_at > _KEY_USE_PRECISION
         perms = frozenset(Permission(s) for s in key.scopes if s in Permission._value2member_map_)
-        return Principal("key", key.id, key.name, perms, key.store)
+        return Principal("key", key.id, key.name, perms, key.store), now if stale else None
     if credential.startswith(TOKEN_PREFIX):
         token = session.scalar(select(StaffToken).where(StaffToken.token_hash == digest))
         if token is None or token.expires_at <= now:
@@ -348,8 +359,23 @@ def resolve_credential(session: Session, credential: str) -> Principal:
         user = session.get(StaffUser, token.user_id)
         if user is None or not user.is_active:
             raise Unauthorized("the login token is not valid or has expired")
-        return Principal("user", user.id, user.email, user_permissions(user))
+        return Principal("user", user.id, user.email, user_permissions(user)), None
     raise Unauthorized("the credential is neither an API key nor a login token")
+
+
+_KEY_USE_PRECISION = timedelta(minutes=1)
+
+
+def mark_key_used(session: Session, key_id: int, at: datetime) -> None:
+    """Record `at` as the key's last use, unless a later use within a minute was recorded."""
+    session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id,
+            (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < at - _KEY_USE_PRECISION),
+        )
+        .values(last_used_at=at)
+    )
 
 
 # The audit log ----------------------------------------------------------------------------

@@ -18,22 +18,32 @@ def get_store(request: Request) -> Store:
     return store
 
 
-def _commit(session: Session) -> None:
+REQUEST_SESSION = "oppiva.session"
+"""The key of the request's scope state that holds the session the credential was checked in."""
+
+
+def close_session(session: Session, commit: bool = True) -> None:
+    """End the session's transaction (committed, or rolled back) and give its connection back."""
     with session:
-        session.commit()
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
 
 
 def _roll_back(session: Session) -> None:
-    with session:
-        session.rollback()
+    close_session(session, commit=False)
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """One transaction per request: committed when the route returns, rolled back when it raises.
 
-    Async so that opening the session (no I/O until the first statement) costs no trip to a
-    worker thread; the commit or rollback runs in one, shielded from a client's disconnect."""
-    session = get_store(request).sessions()
+    The session the guard checked the credential in, when there is one (one pool checkout a
+    request); else a new one, which is async to open (no I/O until the first statement) so that
+    it costs no trip to a worker thread. The commit or rollback runs in one, shielded from a
+    client's disconnect."""
+    state = request.scope.get("state", {})
+    session: Session = state.pop(REQUEST_SESSION, None) or get_store(request).sessions()
     try:
         yield session
     except BaseException:
@@ -41,7 +51,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
             await anyio.to_thread.run_sync(_roll_back, session)
         raise
     with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(_commit, session)
+        await anyio.to_thread.run_sync(close_session, session)
 
 
 StoreDep = Annotated[Store, Depends(get_store)]

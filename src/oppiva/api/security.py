@@ -22,7 +22,14 @@ from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oppiva.access.permissions import Permission
-from oppiva.access.service import AuditContext, Principal, resolve_credential, write_audit
+from oppiva.access.service import (
+    AuditContext,
+    Principal,
+    check_credential,
+    mark_key_used,
+    write_audit,
+)
+from oppiva.api.deps import REQUEST_SESSION, close_session
 from oppiva.db import Store
 from oppiva.errors import Forbidden, OppivaError
 
@@ -62,9 +69,21 @@ class GuardMiddleware:
         self.store = store
         self.max_body_bytes = max_body_bytes
 
-    def _resolve(self, credential: str) -> Principal:
-        with self.store.transaction() as session:
-            return resolve_credential(session, credential)
+    def _resolve(self, credential: str) -> tuple[Principal, Session]:
+        """The credential's principal, checked in the session that the request's route then
+        uses (`oppiva.api.deps.get_session`): one pool checkout and one transaction a request."""
+        session = self.store.sessions()
+        try:
+            principal, used_at = check_credential(session, credential)
+        except BaseException:
+            close_session(session, commit=False)
+            raise
+        if used_at is not None and principal.id is not None:
+            # Once a minute: end the read first, so that SQLite's snapshot predates no write.
+            session.rollback()
+            with self.store.transaction() as own:
+                mark_key_used(own, principal.id, used_at)
+        return principal, session
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,7 +126,7 @@ class GuardMiddleware:
                 return
             try:
                 # The lookup is blocking database work: keep it off the event loop.
-                state["principal"] = await anyio.to_thread.run_sync(
+                state["principal"], state[REQUEST_SESSION] = await anyio.to_thread.run_sync(
                     self._resolve, credential.strip()
                 )
             except OppivaError as exc:
@@ -137,7 +156,15 @@ class GuardMiddleware:
             if not rejected:
                 await send_with_id(message)
 
-        await self.app(scope, capped_receive, guarded_send)
+        try:
+            await self.app(scope, capped_receive, guarded_send)
+        finally:
+            # A route that took no session (or failed before taking it) leaves the key's
+            # check to be closed here.
+            unused: Session | None = state.pop(REQUEST_SESSION, None)
+            if unused is not None:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(close_session, unused)
 
 
 class Access:
