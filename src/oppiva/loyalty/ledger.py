@@ -461,15 +461,23 @@ def earn(
     rule: str,
     at: datetime,
     receipt_id: int | None = None,
+    fresh: bool = False,
 ) -> PointsLot:
     """Put `points` earned by `rule` on the member's account: spendable after the return
-    window, expiring `expiry_months` later. Repeated, it returns the first lot."""
+    window, expiring `expiry_months` later. Repeated, it returns the first lot. `fresh` says
+    that the request names what the caller's transaction has just created (a receipt stored
+    now), so that no earlier earning can exist and none is looked for (the operations' unique
+    constraint still refuses a second one)."""
     points = _points(points)
     source, external_id = _request(source, external_id)
     rule = _text(rule, "rule", 10_000)
     at = _moment(at)
     programme = _lock_member(session, programme_key, customer_id)
-    earlier = _operation(session, programme.id, OperationKind.EARN, source, external_id)
+    earlier = (
+        None
+        if fresh
+        else _operation(session, programme.id, OperationKind.EARN, source, external_id)
+    )
     if earlier is not None:
         _same(earlier, customer_id, points)
         return session.get_one(PointsLot, earlier.lot_id)

@@ -182,10 +182,11 @@ def _earn(
     earlier: int | None,
     first: bool,
     record: bool,
+    fresh: bool,
 ) -> int:
     """The points the receipt earned in the programme, earning them first when `record`;
     `earlier` is what an earlier earning of the receipt recorded, `first` whether the member
-    has earned nothing before."""
+    has earned nothing before, `fresh` whether the receipt was stored in this transaction."""
     assert receipt.customer_id is not None
     if earlier is not None:
         return earlier
@@ -210,6 +211,7 @@ def _earn(
         rule="; ".join(part.explanation for part in earning.parts),
         at=receipt.purchased_at,
         receipt_id=receipt.id,
+        fresh=fresh,
     )
     return earning.total
 
@@ -310,11 +312,14 @@ def _memberships_statement() -> Select[Any]:
 _MEMBERSHIPS = _memberships_statement()
 
 
-def accrue_for_receipt(session: Session, receipt: Receipt, *, record: bool = True) -> list[Accrual]:
+def accrue_for_receipt(
+    session: Session, receipt: Receipt, *, record: bool = True, fresh: bool = False
+) -> list[Accrual]:
     """Earn the receipt's points in every programme its customer is an active member of, and
     reverse the returned share of the earnings of the receipts it returns from. Repeated, it
     writes nothing and reports the same points; with `record` false it only reports what was
-    recorded. The result lists the customer's open programmes (none for an anonymous receipt, a
+    recorded; `fresh` says the receipt was stored in this transaction, so nothing earned by it
+    can exist yet. The result lists the customer's open programmes (none for an anonymous receipt, a
     customer who is no member, or a silent programme's member), the points earned and
     reversed, the balance after and the member's tier status (see `oppiva.loyalty.tiers`)."""
     reversed_by_programme = _reverse(session, receipt, record=record)
@@ -340,6 +345,7 @@ def accrue_for_receipt(session: Session, receipt: Receipt, *, record: bool = Tru
             earlier=recorded,
             first=not has_earned,
             record=record,
+            fresh=fresh and record,
         )
         taken, owner = reversed_by_programme.get(programme.id, (0, receipt.customer_id))
         points = ledger._balance(session, programme.id, receipt.customer_id, ledger._moment(None))

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, insert, select
 
 from oppiva.access.permissions import P
 from oppiva.api.deps import DbSession
@@ -51,16 +51,16 @@ def post_receipt(
     if principal.store is not None and body.store != principal.store:
         raise Forbidden(f"this key is bound to another store than {body.store!r}")
     request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-    earlier = session.execute(
-        _EARLIER_ANSWER, {"principal": principal.actor, "key": idempotency_key}
-    ).first()
+    earlier, stored_id = service.find_earlier(
+        session, principal.actor, idempotency_key, body.source, body.external_id
+    )
     if earlier is not None:
         if earlier.request_hash != request_hash:
             raise InvalidInput("Idempotency-Key", "was used before for a different receipt")
         return _json(ReceiptOut.model_validate(earlier.body), earlier.status_code)
-    receipt, created = service.record_receipt(session, body)
+    receipt, created = service.record_receipt(session, body, stored_id=stored_id)
     # A receipt stored before (another key) only reports what it earned: it writes nothing.
-    accruals = accrue_for_receipt(session, receipt, record=created)
+    accruals = accrue_for_receipt(session, receipt, record=created, fresh=created)
     basket = [line.product_id for line in receipt.lines if line.quantity > 0]
     offers = checkout_offers(session, receipt.customer_id, basket, receipt.purchased_at).offers
     out = ReceiptOut(
@@ -105,11 +105,7 @@ def post_receipt(
     return _json(out, status_code)
 
 
-_ANSWERS = cast(Table, IdempotentResponse.__table__)
-_EARLIER_ANSWER = select(_ANSWERS.c.request_hash, _ANSWERS.c.status_code, _ANSWERS.c.body).where(
-    _ANSWERS.c.principal == bindparam("principal"), _ANSWERS.c.key == bindparam("key")
-)
-_SAVE_ANSWER = insert(_ANSWERS)
+_SAVE_ANSWER = insert(cast(Table, IdempotentResponse.__table__))
 
 
 def _json(out: ReceiptOut, status_code: int) -> Response:

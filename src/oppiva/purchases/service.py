@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, or_, select
+from sqlalchemy import Table, and_, bindparam, insert, literal, or_, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -19,7 +19,7 @@ from oppiva.customers.models import Customer, CustomerStatus, Identity, Identity
 from oppiva.db import utcnow
 from oppiva.errors import InvalidInput, NotFound
 from oppiva.privacy.models import PREFERENCE_DEFAULTS, Preference, PreferenceEvent
-from oppiva.purchases.models import Outlet, Product, Receipt, ReceiptLine
+from oppiva.purchases.models import IdempotentResponse, Outlet, Product, Receipt, ReceiptLine
 from oppiva.purchases.schemas import OutletIn, ProductIn, ReceiptIn, ReceiptLineIn
 
 # Which identifier names the buyer when a receipt's identifiers point to two enrolled people.
@@ -285,10 +285,71 @@ def _line_total(line: ReceiptLineIn, place: str) -> int:
     return cents(line.line_total) if line.line_total is not None else expected
 
 
-def record_receipt(session: Session, data: ReceiptIn) -> tuple[Receipt, bool]:
-    """Store a receipt with its lines and its buyer; a receipt already stored is returned as is."""
+@dataclass(frozen=True)
+class Answer:
+    """The answer given first to an Idempotency-Key, and a hash of the request it answered."""
+
+    request_hash: str
+    status_code: int
+    body: dict[str, Any]
+
+
+def find_earlier(
+    session: Session, principal: str, idempotency_key: str, source: str, external_id: str
+) -> tuple[Answer | None, int | None]:
+    """In one statement, the till's first: the answer given before to the same Idempotency-Key
+    of the same credential, and the id of the receipt stored before with the same source and
+    external id."""
+    row = session.execute(
+        _EARLIER,
+        {
+            "principal": principal,
+            "key": idempotency_key,
+            "source": source,
+            "external_id": external_id,
+        },
+    ).one()
+    answer = (
+        Answer(row.request_hash, row.status_code, row.body)
+        if row.request_hash is not None
+        else None
+    )
+    return answer, row.receipt_id
+
+
+_ANSWERS = cast(Table, IdempotentResponse.__table__)
+_PROBE = select(literal(1).label("one")).subquery()
+_EARLIER = select(
+    _ANSWERS.c.request_hash,
+    _ANSWERS.c.status_code,
+    _ANSWERS.c.body,
+    Receipt.__table__.c.id.label("receipt_id"),
+).select_from(
+    _PROBE.outerjoin(
+        _ANSWERS,
+        and_(_ANSWERS.c.principal == bindparam("principal"), _ANSWERS.c.key == bindparam("key")),
+    ).outerjoin(
+        Receipt.__table__,
+        and_(
+            Receipt.__table__.c.source == bindparam("source"),
+            Receipt.__table__.c.external_id == bindparam("external_id"),
+        ),
+    )
+)
+
+
+_LOOK_UP: Any = object()
+
+
+def record_receipt(
+    session: Session, data: ReceiptIn, *, stored_id: int | None = _LOOK_UP
+) -> tuple[Receipt, bool]:
+    """Store a receipt with its lines and its buyer; a receipt already stored is returned as is.
+    `stored_id` is the id of that receipt (or None) when the caller has looked it up already."""
     # Most receipts are new: look for the id first, load the whole receipt only when stored.
-    existing_id = _receipt_id(session, data.source, data.external_id)
+    existing_id = (
+        _receipt_id(session, data.source, data.external_id) if stored_id is _LOOK_UP else stored_id
+    )
     if existing_id is not None:
         return session.get_one(Receipt, existing_id), False
     settings = get_settings()
