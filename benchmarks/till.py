@@ -9,7 +9,8 @@ measured run of distinct receipts (unique external ids and Idempotency-Keys, a j
 member's card, 3-10 lines of real skus). Servers: `serve` is `oppiva serve` (one process),
 `serve-N` is `oppiva serve --workers N`, `uvicorn-N` is uvicorn with the app factory and N
 workers. Prints receipts/s, p50/p95/p99, the non-201 answers and the CPU the server's processes
-spent per receipt (from /proc: steadier than the rate on a shared machine); afterwards checks
+and the database's backends spent per receipt (from /proc: steadier than the rate on a shared
+machine; the backends' share needs PostgreSQL on the same host); afterwards checks
 that the database holds every receipt and a points lot for each.
 
     .venv/bin/python benchmarks/till.py [--duration 30] [--connections 4,8,16] [--servers serve,serve-2]
@@ -35,7 +36,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 POSTGRES_URL = os.environ.get(
@@ -218,14 +219,32 @@ def cpu_seconds(pid: int) -> float:
     children = subprocess.run(
         ["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
     ).stdout.split()
-    ticks = 0
-    for each in [pid, *map(int, children)]:
+    return sum(process_cpu(pid, *map(int, children)).values())
+
+
+def process_cpu(*pids: int) -> dict[int, float]:
+    """User and system CPU seconds of each process that still runs, from /proc."""
+    out = {}
+    for each in pids:
         try:
             fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
             continue
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+        out[each] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def backend_cpu(admin: Engine, database: str) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving `database` (the server's pool), when
+    PostgreSQL runs on this host."""
+    with admin.connect() as conn:
+        pids = conn.execute(
+            text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"
+            ),
+            {"db": database},
+        ).scalars()
+        return process_cpu(*pids)
 
 
 def stop_server(server: subprocess.Popen[bytes]) -> None:
@@ -302,8 +321,12 @@ def main() -> None:
                     for c in (int(x) for x in args.connections.split(",")):
                         load = os.getloadavg()[0]
                         cpu = cpu_seconds(server.pid)
+                        pg = backend_cpu(admin, name)
                         r = wrk(lua_script(folder, key, f"B{kind}-{c}"), port, c, args.duration)
                         cpu = cpu_seconds(server.pid) - cpu
+                        pg_cpu = sum(
+                            t - pg.get(p, 0.0) for p, t in backend_cpu(admin, name).items()
+                        )
                         posted += int(r["created"])
                         print(
                             f"{kind:10s} c={c:3d} {r['requests'] / r['seconds']:7.1f} receipts/s  "
@@ -312,6 +335,7 @@ def main() -> None:
                             f"201 {int(r['created'])}  other {int(r['other'])}  "
                             f"socket errors {int(r['socket_errors'])}  "
                             f"server CPU {1000 * cpu / max(1, r['requests']):.1f} ms/receipt  "
+                            f"PostgreSQL CPU {1000 * pg_cpu / max(1, r['requests']):.1f} ms/receipt  "
                             f"load {load:.2f}/{os.getloadavg()[0]:.2f}",
                             flush=True,
                         )
