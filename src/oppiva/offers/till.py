@@ -1,10 +1,11 @@
 """Till offers: what to offer for the next visit, from the last 8 weeks and the current basket.
 
 Everything heavy is done by `oppiva offers train` (the customer's candidates with their due
-dates, each product's neighbours); at the till one query checks who may get offers, one reads
-the candidates and the basket's neighbours, one the purchases of the window, and cheap rules in
-Python pick and order the offers. The statements are built once, at import.
-"""
+dates, each product's neighbours). At the till one indexed query reads the candidates and the
+basket's neighbours with the customer's status; only when there is something to offer, one
+reads consent, preferences and stated attributes, and one the customer's purchases (each
+product's last purchase, and the purchase signals for relevance). Cheap rules in Python pick
+and order the offers. The statements are built once, at import, and are simple to plan."""
 
 from __future__ import annotations
 
@@ -17,15 +18,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     String,
     Table,
-    and_,
     bindparam,
-    exists,
+    case,
     func,
     literal_column,
     null,
     or_,
     select,
-    true,
     union_all,
 )
 from sqlalchemy.orm import Session
@@ -36,7 +35,7 @@ from oppiva.db import UTCDateTime, utcnow
 from oppiva.errors import InvalidInput
 from oppiva.offers import relevance
 from oppiva.offers.explain import TEMPLATES, explain
-from oppiva.offers.models import OfferCandidate, OfferNeighbour
+from oppiva.offers.models import CustomerAttribute, OfferCandidate, OfferNeighbour
 from oppiva.privacy.models import (
     PREFERENCE_DEFAULTS,
     ConsentEvent,
@@ -96,54 +95,51 @@ _NEIGHBOUR = cast(Table, OfferNeighbour.__table__)
 _PRODUCT = cast(Table, Product.__table__)
 _RECEIPT = cast(Table, Receipt.__table__)
 _LINE = cast(Table, ReceiptLine.__table__)
+_ATTRIBUTE = cast(Table, CustomerAttribute.__table__)
 _AT = bindparam("at", type_=UTCDateTime())
 
 
-def _preference(name: Preference) -> Any:
-    """The value of a preference in effect at `at` (NULL: never set, so its default)."""
-    p = _PREFERENCE
-    return (
-        select(p.c.value)
-        .where(p.c.customer_id == _CUSTOMER.c.id, p.c.name == name.value, p.c.effective_at <= _AT)
-        .order_by(p.c.effective_at.desc(), p.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+def _flag(column: Any) -> Any:
+    """A boolean column as the text 'true' or 'false', to share a column with text."""
+    return case((column, "true"), else_="false")
 
 
-def _granted(purpose: Purpose) -> Any:
-    """Whether the decision in effect at `at` is `granted` on at least one channel: an offer at
-    the till reaches the customer in person, so no one channel is the right one."""
-    event = _CONSENT.alias(f"granted_{purpose.value}")
-    later = _CONSENT.alias(f"later_{purpose.value}")
-    overridden = exists().where(
-        later.c.customer_id == event.c.customer_id,
-        later.c.purpose == event.c.purpose,
-        later.c.channel == event.c.channel,
-        later.c.effective_at <= _AT,
-        or_(
-            later.c.effective_at > event.c.effective_at,
-            and_(later.c.effective_at == event.c.effective_at, later.c.id > event.c.id),
-        ),
-    )
-    return exists().where(
-        event.c.customer_id == _CUSTOMER.c.id,
-        event.c.purpose == purpose.value,
-        event.c.status == ConsentStatus.GRANTED.value,
-        event.c.effective_at <= _AT,
-        ~overridden,
-    )
-
-
-_GATE = select(
-    _CUSTOMER.c.status,
-    _CUSTOMER.c.language,
-    _CUSTOMER.c.birthday,
-    _preference(Preference.NO_OFFERS).label("no_offers"),
-    _preference(Preference.REMEMBER_ME).label("remember_me"),
-    _granted(Purpose.PROFILING).label("profiling"),
-    _granted(Purpose.PERSONALISED_OFFERS).label("personalised_offers"),
-).where(_CUSTOMER.c.id == bindparam("customer"))
+# What may the customer get: consent decisions, preferences and stated attributes, each row
+# (kind, name, channel, value, at, id); resolved in Python (the latest per name wins).
+_EVENTS = union_all(
+    select(
+        literal_column("'consent'").label("kind"),
+        _CONSENT.c.purpose.label("name"),
+        _CONSENT.c.channel.label("channel"),
+        _CONSENT.c.status.label("value"),
+        _CONSENT.c.effective_at.label("at"),
+        _CONSENT.c.id,
+    ).where(
+        _CONSENT.c.customer_id == bindparam("customer"),
+        _CONSENT.c.purpose.in_([Purpose.PROFILING.value, Purpose.PERSONALISED_OFFERS.value]),
+        _CONSENT.c.effective_at <= _AT,
+    ),
+    select(
+        literal_column("'preference'"),
+        _PREFERENCE.c.name,
+        literal_column("''"),
+        _flag(_PREFERENCE.c.value),
+        _PREFERENCE.c.effective_at,
+        _PREFERENCE.c.id,
+    ).where(
+        _PREFERENCE.c.customer_id == bindparam("customer"),
+        _PREFERENCE.c.name.in_([p.value for p in Preference]),
+        _PREFERENCE.c.effective_at <= _AT,
+    ),
+    select(
+        literal_column("'attribute'"),
+        _ATTRIBUTE.c.name,
+        literal_column("''"),
+        _flag(_ATTRIBUTE.c.value),
+        _ATTRIBUTE.c.set_at,
+        _ATTRIBUTE.c.id,
+    ).where(_ATTRIBUTE.c.customer_id == bindparam("customer")),
+)
 
 _OWN = (
     select(
@@ -185,33 +181,37 @@ _NEAR = (
     .where(_NEIGHBOUR.c.product_id.in_(bindparam("basket", expanding=True)))
 )
 _OPTIONS = union_all(_OWN, _NEAR).subquery("options")
-_GATE_ROW = _GATE.subquery("gate")
-# One statement: every option with the customer's facts beside it. No options, no offers, so
-# the gate costs nothing more; an unknown customer joins no gate row.
-_OFFERS = select(_GATE_ROW, _OPTIONS).select_from(_OPTIONS.join(_GATE_ROW, true()))
+# Every option with the customer's facts beside it: no options, no further reads.
+_OFFERS = select(
+    _OPTIONS, _CUSTOMER.c.status, _CUSTOMER.c.language, _CUSTOMER.c.birthday
+).select_from(_OPTIONS.join(_CUSTOMER, _CUSTOMER.c.id == bindparam("customer")))
 
-_LAST_BOUGHT = (
+# Each product the customer ever bought (up to `at`), its last purchase, and its attributes
+# when it needs or aims at something (a purchase signal for relevance). Aggregated first, then
+# joined to the products, so it reads the customer's lines and nothing else.
+_BOUGHT = (
     select(_LINE.c.product_id, func.max(_RECEIPT.c.purchased_at).label("last"))
     .join_from(_RECEIPT, _LINE, _LINE.c.receipt_id == _RECEIPT.c.id)
     .where(
         _RECEIPT.c.customer_id == bindparam("customer"),
-        _RECEIPT.c.purchased_at >= bindparam("since", type_=UTCDateTime()),
         _RECEIPT.c.purchased_at <= _AT,
         _LINE.c.quantity > 0,
-        _LINE.c.product_id.in_(bindparam("products", expanding=True)),
     )
     .group_by(_LINE.c.product_id)
+    .subquery("bought")
 )
-
 _ATTRIBUTES_TEXT = _PRODUCT.c.attributes.cast(String)
-_SIGNALS = select(_PRODUCT.c.attributes).where(
-    _PRODUCT.c.id.in_(
-        select(_LINE.c.product_id)
-        .join_from(_RECEIPT, _LINE, _LINE.c.receipt_id == _RECEIPT.c.id)
-        .where(_RECEIPT.c.customer_id == bindparam("customer"), _LINE.c.quantity > 0)
-    ),
-    or_(_ATTRIBUTES_TEXT.like('%"requires"%'), _ATTRIBUTES_TEXT.like('%"audience"%')),
-)
+_HISTORY = select(
+    _BOUGHT.c.product_id,
+    _BOUGHT.c.last,
+    case(
+        (
+            or_(_ATTRIBUTES_TEXT.like('%"requires"%'), _ATTRIBUTES_TEXT.like('%"audience"%')),
+            _PRODUCT.c.attributes,
+        ),
+        else_=null(),
+    ).label("attributes"),
+).select_from(_BOUGHT.join(_PRODUCT, _PRODUCT.c.id == _BOUGHT.c.product_id))
 
 _SKUS = select(_PRODUCT.c.sku, _PRODUCT.c.id).where(
     _PRODUCT.c.sku.in_(bindparam("skus", expanding=True))
@@ -232,24 +232,36 @@ def products_of_skus(session: Session, skus: Sequence[str], field: str = "basket
     return [found[sku] for sku in skus]
 
 
-def _refusal(gate: Any) -> str | None:
-    """Why the customer may get no offers: not active, "no offers", or no consent to profiling
-    and personalised offers (or "remember me" off)."""
-    if gate.status != CustomerStatus.ACTIVE:
-        return "not_active"
-    no_offers = (
-        PREFERENCE_DEFAULTS[Preference.NO_OFFERS] if gate.no_offers is None else gate.no_offers
-    )
-    if no_offers:
-        return "no_offers"
-    remember = (
-        PREFERENCE_DEFAULTS[Preference.REMEMBER_ME]
-        if gate.remember_me is None
-        else gate.remember_me
-    )
-    if not (remember and gate.profiling and gate.personalised_offers):
-        return "no_consent"
-    return None
+def _standing(
+    session: Session, customer_id: int, at: datetime
+) -> tuple[str | None, dict[str, bool]]:
+    """Why the customer may get no offers ("no offers", or no consent in effect for profiling
+    and personalised offers on any channel, or "remember me" off), and the stated attributes."""
+    latest: dict[tuple[str, str, str], tuple[datetime, int, str]] = {}
+    for kind, name, channel, value, moment, row_id in session.execute(
+        _EVENTS, {"customer": customer_id, "at": at}
+    ):
+        key = (kind, name, channel)
+        if key not in latest or (moment, row_id) > latest[key][:2]:
+            latest[key] = (moment, row_id, value)
+    flags = {
+        name: value == "true"
+        for (kind, name, _), (*_, value) in latest.items()
+        if kind != "consent"
+    }
+    stated = {name: flags[name] for (kind, name, _) in latest if kind == "attribute"}
+    preferences = {p: flags.get(p.value, default) for p, default in PREFERENCE_DEFAULTS.items()}
+    if preferences[Preference.NO_OFFERS]:
+        return "no_offers", stated
+    granted = {
+        name
+        for (kind, name, _), (*_, value) in latest.items()
+        if kind == "consent" and value == ConsentStatus.GRANTED.value
+    }
+    needed = {Purpose.PROFILING.value, Purpose.PERSONALISED_OFFERS.value}
+    if not preferences[Preference.REMEMBER_ME] or not needed <= granted:
+        return "no_consent", stated
+    return None, stated
 
 
 @dataclass(slots=True)
@@ -298,16 +310,17 @@ def checkout_offers(
     ).all()
     if not rows:
         return TillOffers(customer_id, [])
-    gate = rows[0]
-    why = _refusal(gate)
+    customer = rows[0]
+    if customer.status != CustomerStatus.ACTIVE:
+        return TillOffers(customer_id, [], "not_active")
+    why, stated = _standing(session, customer_id, at)
     if why is not None:
         return TillOffers(customer_id, [], why)
     options = _options(rows, in_basket)
-    options[TillKind.DUE] = _still_due(
-        session, customer_id, options[TillKind.DUE], at, today, due_by, settings
-    )
-    language = gate.language if gate.language in TEMPLATES else "en"
-    chosen = _pick(session, customer_id, gate.birthday, options, in_basket, count, today, settings)
+    history = _History(session, customer_id, at)
+    options[TillKind.DUE] = _still_due(history, options[TillKind.DUE], at, today, due_by, settings)
+    language = customer.language if customer.language in TEMPLATES else "en"
+    chosen = _pick(history, stated, customer.birthday, options, count, in_basket, today, settings)
     return TillOffers(
         customer_id,
         [
@@ -379,9 +392,33 @@ def _options(rows: Sequence[Any], in_basket: set[int]) -> dict[str, list[_Option
     return options
 
 
+class _History:
+    """The customer's purchases as the rules need them, read once and only when asked."""
+
+    def __init__(self, session: Session, customer_id: int, at: datetime) -> None:
+        self._session, self._customer_id, self._at = session, customer_id, at
+        self._rows: list[Any] | None = None
+
+    def rows(self) -> list[Any]:
+        if self._rows is None:
+            params = {"customer": self._customer_id, "at": self._at}
+            self._rows = list(self._session.execute(_HISTORY, params))
+        return self._rows
+
+    def last_bought(self) -> dict[int, datetime]:
+        return {row.product_id: row.last for row in self.rows()}
+
+    def signals(self) -> dict[str, bool]:
+        """Attributes the purchases suggest: a product needing or aimed at X was bought, so X."""
+        found: dict[str, bool] = {}
+        for row in self.rows():
+            if row.attributes:
+                found.update(dict.fromkeys(relevance.requirements(row.attributes), True))
+        return found
+
+
 def _still_due(
-    session: Session,
-    customer_id: int,
+    history: _History,
     due: list[_Option],
     at: datetime,
     today: date,
@@ -394,20 +431,11 @@ def _still_due(
         return []
     since = at - timedelta(days=settings.till_window_days)
     zone = ZoneInfo(settings.timezone)
-    found = session.execute(
-        _LAST_BOUGHT,
-        {
-            "customer": customer_id,
-            "since": since,
-            "at": at,
-            "products": sorted({o.product_id for o in due}),
-        },
-    )
-    last: dict[int, datetime] = {product_id: bought for product_id, bought in found}
+    last = history.last_bought()
     kept = []
     for option in due:
         bought = last.get(option.product_id)
-        if bought is None:
+        if bought is None or bought < since:
             continue
         cycle = option.reason_params.get("days")
         due_on = option.due_on or today
@@ -420,12 +448,12 @@ def _still_due(
 
 
 def _pick(
-    session: Session,
-    customer_id: int,
+    history: _History,
+    stated: Mapping[str, bool],
     birthday: date | None,
     options: Mapping[str, list[_Option]],
-    in_basket: set[int],
     count: int,
+    in_basket: set[int],
     today: date,
     settings: Settings,
 ) -> list[_Option]:
@@ -434,7 +462,8 @@ def _pick(
     chosen: list[_Option] = []
     taken: set[int] = set(in_basket)
     groups: dict[str, int] = {}
-    profile: relevance.Profile | None = None
+    profile = relevance.Profile(dict(stated), birthday)
+    signals_read = False
     queues = {kind: list(reversed(options[kind])) for kind in ORDER}
     while len(chosen) < count and any(queues.values()):
         for kind in ORDER:
@@ -445,26 +474,14 @@ def _pick(
                     continue
                 if groups.get(option.product_group, 0) >= settings.till_max_per_group:
                     continue
-                needs = relevance.requirements(option.attributes)
-                if needs and profile is None:
-                    profile = _profile(session, customer_id, birthday)
-                fits = relevance.exclusion(
-                    option.attributes, profile or relevance.Profile({}, birthday), today
-                )
-                if fits is not None:
+                if relevance.requirements(option.attributes) and not signals_read:
+                    # stated attributes win over the purchase signals
+                    profile = relevance.Profile({**history.signals(), **stated}, birthday)
+                    signals_read = True
+                if relevance.exclusion(option.attributes, profile, today) is not None:
                     continue
                 taken.add(option.product_id)
                 groups[option.product_group] = groups.get(option.product_group, 0) + 1
                 chosen.append(option)
                 break
     return chosen
-
-
-def _profile(session: Session, customer_id: int, birthday: date | None) -> relevance.Profile:
-    """The relevance profile (stated attributes over purchase signals), read only when an
-    option needs a customer attribute: the customer's products that need or aim at something."""
-    signals: dict[str, bool] = {}
-    for (attributes,) in session.execute(_SIGNALS, {"customer": customer_id}):
-        signals.update(dict.fromkeys(relevance.requirements(attributes), True))
-    stated = relevance.stated(session, [customer_id])[customer_id]
-    return relevance.Profile({**signals, **stated}, birthday)
