@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -51,3 +52,39 @@ def split(
     history = History.of(customer, product, day, customers, len(skus), cut)
     test = (day >= cut) & (day < cut + 7 * test_weeks)
     return history, customer[test], product[test]
+
+
+def oracle_new_products(out: Path, history: History, sold: npt.NDArray[np.bool_], k: int) -> Ints:
+    """The `k` unbought products an oracle that knows the simulator's truth would mail: each
+    member's true lifestyle and department shares, times how the lifestyle's lines spread over
+    a department's products in the training history. No recommender can know more of the
+    simulator's own choice of a product, so its hit rate is the ceiling on this data."""
+    truth = pq.read_table(out / "truth.parquet")
+    refs = truth.column("customer_ref").to_pylist()
+    members = np.array([r.startswith("C") for r in refs])
+    row = np.array([int(r[1:]) - 1 for r, m in zip(refs, members, strict=True) if m])
+    lifestyles = sorted(set(truth.column("lifestyle").to_pylist()))
+    life = np.zeros(history.customers, np.int64)
+    life[row] = [
+        lifestyles.index(x)
+        for x, m in zip(truth.column("lifestyle").to_pylist(), members, strict=True)
+        if m
+    ]
+    departments = pq.read_table(out / "products.parquet").column("department").to_pylist()
+    names = sorted(set(departments))
+    dept = np.array([names.index(d) for d in departments])
+    shares = np.zeros((history.customers, len(names)))
+    for j, name in enumerate(names):
+        column = "share_" + name.replace(" & ", "_").replace(" ", "_")
+        shares[row, j] = truth.column(column).to_numpy()[members]
+    lines = np.zeros((len(lifestyles), history.products))
+    np.add.at(lines, (life[history.customer], history.product), 1.0)
+    per_department = np.zeros((len(lifestyles), len(names)))
+    np.add.at(per_department, (slice(None), dept), lines)
+    within = lines / np.maximum(per_department[:, dept], 1.0)
+    score = shares[:, dept] * within[life]
+    bought = history.matrix() > 0
+    score[bought.nonzero()] = -np.inf
+    score[:, ~sold] = -np.inf
+    best = np.argsort(-score, axis=1, kind="stable")[:, :k]
+    return np.where(np.isfinite(np.take_along_axis(score, best, axis=1)), best, -1)
