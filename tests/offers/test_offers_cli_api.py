@@ -200,6 +200,14 @@ def test_the_api_runs_campaigns_and_lets_customers_choose(db, world):
             ),
             (
                 api.post(
+                    "/v1/offers/campaigns",
+                    json={**body, "key": "regulars", "audience_criteria": "visits_365d >> 2"},
+                ),
+                422,
+                "audience_criteria",
+            ),
+            (
+                api.post(
                     f"/v1/customers/{a}/offers/choices",
                     json={"campaign": "autumn", "products": ["SKU1", "A", "B", "C"]},
                 ),
