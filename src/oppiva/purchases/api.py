@@ -51,14 +51,12 @@ def post_receipt(
     if principal.store is not None and body.store != principal.store:
         raise Forbidden(f"this key is bound to another store than {body.store!r}")
     request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-    earlier, stored_id = service.find_earlier(
-        session, principal.actor, idempotency_key, body.source, body.external_id
-    )
-    if earlier is not None:
-        if earlier.request_hash != request_hash:
+    found = service.look_up(session, principal.actor, idempotency_key, body)
+    if found.answer is not None:
+        if found.answer.request_hash != request_hash:
             raise InvalidInput("Idempotency-Key", "was used before for a different receipt")
-        return _json(ReceiptOut.model_validate(earlier.body), earlier.status_code)
-    receipt, created = service.record_receipt(session, body, stored_id=stored_id)
+        return _json(ReceiptOut.model_validate(found.answer.body), found.answer.status_code)
+    receipt, created = service.record_receipt(session, body, looked_up=found)
     # A receipt stored before (another key) only reports what it earned: it writes nothing.
     accruals = accrue_for_receipt(session, receipt, record=created, fresh=created)
     basket = [line.product_id for line in receipt.lines if line.quantity > 0]

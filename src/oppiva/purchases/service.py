@@ -294,19 +294,27 @@ class Answer:
     body: dict[str, Any]
 
 
-def find_earlier(
-    session: Session, principal: str, idempotency_key: str, source: str, external_id: str
-) -> tuple[Answer | None, int | None]:
-    """In one statement, the till's first: the answer given before to the same Idempotency-Key
-    of the same credential, and the id of the receipt stored before with the same source and
-    external id."""
+@dataclass(frozen=True)
+class Lookup:
+    """What the till's first statement finds: the answer given before to the same
+    Idempotency-Key of the same credential, the receipt stored before with the same source and
+    external id, and the id of the receipt's outlet."""
+
+    answer: Answer | None
+    receipt_id: int | None
+    outlet_id: int | None
+
+
+def look_up(session: Session, principal: str, idempotency_key: str, data: ReceiptIn) -> Lookup:
+    """The earlier answer, the stored receipt and the outlet, in one statement."""
     row = session.execute(
-        _EARLIER,
+        _LOOKUP,
         {
             "principal": principal,
             "key": idempotency_key,
-            "source": source,
-            "external_id": external_id,
+            "source": data.source,
+            "external_id": data.external_id,
+            "code": data.store,
         },
     ).one()
     answer = (
@@ -314,41 +322,43 @@ def find_earlier(
         if row.request_hash is not None
         else None
     )
-    return answer, row.receipt_id
+    return Lookup(answer, row.receipt_id, row.outlet_id)
 
 
 _ANSWERS = cast(Table, IdempotentResponse.__table__)
 _PROBE = select(literal(1).label("one")).subquery()
-_EARLIER = select(
+_LOOKUP = select(
     _ANSWERS.c.request_hash,
     _ANSWERS.c.status_code,
     _ANSWERS.c.body,
     Receipt.__table__.c.id.label("receipt_id"),
+    Outlet.__table__.c.id.label("outlet_id"),
 ).select_from(
     _PROBE.outerjoin(
         _ANSWERS,
         and_(_ANSWERS.c.principal == bindparam("principal"), _ANSWERS.c.key == bindparam("key")),
-    ).outerjoin(
+    )
+    .outerjoin(
         Receipt.__table__,
         and_(
             Receipt.__table__.c.source == bindparam("source"),
             Receipt.__table__.c.external_id == bindparam("external_id"),
         ),
     )
+    .outerjoin(Outlet.__table__, Outlet.__table__.c.code == bindparam("code"))
 )
 
 
-_LOOK_UP: Any = object()
-
-
 def record_receipt(
-    session: Session, data: ReceiptIn, *, stored_id: int | None = _LOOK_UP
+    session: Session, data: ReceiptIn, *, looked_up: Lookup | None = None
 ) -> tuple[Receipt, bool]:
     """Store a receipt with its lines and its buyer; a receipt already stored is returned as is.
-    `stored_id` is the id of that receipt (or None) when the caller has looked it up already."""
+    `looked_up` is what `look_up` found for it, when the caller has asked already."""
     # Most receipts are new: look for the id first, load the whole receipt only when stored.
     existing_id = (
-        _receipt_id(session, data.source, data.external_id) if stored_id is _LOOK_UP else stored_id
+        looked_up.receipt_id
+        if looked_up is not None
+        else _receipt_id(session, data.source, data.external_id)
     )
     if existing_id is not None:
         return session.get_one(Receipt, existing_id), False
@@ -361,7 +371,11 @@ def record_receipt(
         raise InvalidInput("purchased_at", "needs a time zone, e.g. 2026-05-01T10:00:00+03:00")
     if data.purchased_at > utcnow() + timedelta(days=1):
         raise InvalidInput("purchased_at", "is in the future")
-    outlet_id = session.scalar(_OUTLET_ID, {"code": data.store})
+    outlet_id = (
+        looked_up.outlet_id
+        if looked_up is not None
+        else session.scalar(_OUTLET_ID, {"code": data.store})
+    )
     if outlet_id is None:
         raise InvalidInput("store", f"no outlet has the code {data.store!r}")
     skus = {line.sku for line in data.lines}
