@@ -41,6 +41,7 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
+    Insert,
     Integer,
     Select,
     Table,
@@ -50,6 +51,7 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    literal,
     select,
     update,
 )
@@ -498,6 +500,14 @@ def earn(
     }
     # Plain INSERTs, the lot then attached to the session as stored: every receipt earns here,
     # and the ORM's unit of work costs more than the statements.
+    if session.get_bind().dialect.name == "postgresql":
+        lot_id = session.execute(
+            _INSERT_LOT_AND_OPERATION, {**values, "operation_kind": OperationKind.EARN}
+        ).scalar_one()
+        lot = PointsLot(id=lot_id, **values)
+        make_transient_to_detached(lot)
+        session.add(lot)
+        return lot
     lot = PointsLot(id=session.execute(_INSERT_LOT, values).scalar_one(), **values)
     make_transient_to_detached(lot)
     session.add(lot)
@@ -524,6 +534,33 @@ def earn(
 
 _INSERT_LOT = insert(cast(Table, PointsLot.__table__)).returning(PointsLot.__table__.c.id)
 _INSERT_OPERATION = insert(cast(Table, PointsOperation.__table__))
+
+
+def _insert_lot_and_operation() -> Insert:
+    """The earned lot and its operation in one statement, the lot's INSERT in a data-modifying
+    CTE (PostgreSQL only): a round trip fewer for every receipt that earns. Returns the lot's id."""
+    lots = cast(Table, PointsLot.__table__)
+    operations = cast(Table, PointsOperation.__table__)
+    lot = (
+        insert(lots)
+        .values({c.key: bindparam(c.key, type_=c.type) for c in lots.c if c.key != "id"})
+        .returning(lots.c.id)
+        .cte("lot")
+    )
+    same = ["programme_id", "customer_id", "source", "external_id", "points", "rule"]
+    operation = select(
+        *[bindparam(key, type_=operations.c[key].type) for key in same],
+        bindparam("operation_kind", type_=operations.c.kind.type),
+        literal(0),
+        bindparam("receipt_id", type_=operations.c.receipt_id.type),
+        lot.c.id,
+        bindparam("earned_at", type_=operations.c.created_at.type),
+    ).select_from(lot)
+    columns = [*same, "kind", "shortfall", "receipt_id", "lot_id", "created_at"]
+    return insert(operations).from_select(columns, operation).returning(operations.c.lot_id)
+
+
+_INSERT_LOT_AND_OPERATION = _insert_lot_and_operation()
 
 
 def spend(
