@@ -25,7 +25,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
@@ -42,6 +41,7 @@ from till import (
     oppiva,
     start_server,
     stop_server,
+    wrk,
 )
 
 FIRST_DAY = date(2025, 1, 6)  # the simulator's first Monday
@@ -171,27 +171,6 @@ def lua_script(
         }
     )
     return script
-
-
-def wrk(script: Path, port: int, connections: int, seconds: int) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            "wrk",
-            f"-t{min(2, connections)}",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--timeout",
-            "5s",
-            "-s",
-            str(script),
-            f"http://127.0.0.1:{port}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
-    return json.loads(line.removeprefix("RESULT "))
 
 
 def main() -> None:
