@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, text
 
 from oppiva.analytics.analysis import analyze
 from oppiva.analytics.models import CustomerFeature, QuietAudience, QuietSlot
@@ -83,6 +83,13 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with store.transaction() as s:
         for key, criteria in SEGMENTS.items():
             define_segment(s, key, criteria)
+        # some drinks pay three months (a subscription box): `unbroken_months_in` spreads them
+        s.execute(
+            text(
+                "UPDATE product SET attributes = '{\"months_covered\": 3}' "
+                "WHERE department = 'drinks' AND id % 4 = 0"
+            )
+        )
     store.dispose()
     analyze(store.url, as_of=FIRST, settings=SETTINGS)
     _copy(duck, spark)

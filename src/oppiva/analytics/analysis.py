@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from oppiva.analytics.catalogue import FEATURES, Kind
 from oppiva.analytics.engine import Engine, EngineKind, open_engine
 from oppiva.analytics.features import (
+    MAX_MONTHS_COVERED,
     Sources,
     customer_features,
     day_number,
@@ -88,13 +89,15 @@ def queries(timezone: str, as_of: date) -> list[Query]:
         ),
         Query(
             "products",
-            "SELECT id, sku, department, product_group, subgroup FROM product",
+            "SELECT id, sku, department, product_group, subgroup, "
+            "CAST(attributes AS TEXT) AS attributes FROM product",
             types={
                 "id": i64,
                 "sku": text,
                 "department": text,
                 "product_group": text,
                 "subgroup": text,
+                "attributes": text,
             },
         ),
         Query(
@@ -181,6 +184,7 @@ def analyze(
         step(STAGES[0])
         as_of = as_of or datetime.now(_zone(settings.timezone)).date()
         files = dump(url, queries(settings.timezone, as_of), folder / "in")
+        _months_covered(files["products"])
         latest = pq.read_table(files["runs"]).column("as_of")[0].as_py()
         if latest is not None and as_of < latest:
             raise InvalidInput(
@@ -310,6 +314,24 @@ def _compute(
         report,
         step,
     )
+
+
+def _months_covered(products: Path) -> None:
+    """Each product's `months_covered` attribute as a column (1 unless the attribute is a whole
+    number from 2 to `MAX_MONTHS_COVERED`), in place of the attributes' JSON text."""
+
+    def months(text: str | None) -> int:
+        try:
+            value = json.loads(text or "{}").get("months_covered")
+        except (ValueError, AttributeError):
+            return 1
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return value if ok and 1 < value <= MAX_MONTHS_COVERED else 1
+
+    table = pq.read_table(products)
+    covered = pa.array([months(t) for t in table.column("attributes").to_pylist()], pa.int64())
+    table = table.drop_columns(["attributes"]).append_column("months_covered", covered)
+    pq.write_table(table, products)
 
 
 def _saved(segment: dict[str, Any]) -> Criteria:

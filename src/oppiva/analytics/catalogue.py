@@ -115,7 +115,8 @@ _FUNCTIONS = [
         Kind.INT,
         (Kind.TEXT,),
         "calendar months in a row, up to this month or the last, with a purchase in the group "
-        "that was not returned",
+        "that was not returned (a product's months_covered attribute spreads it over that many "
+        "months)",
     ),
 ]
 

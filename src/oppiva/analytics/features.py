@@ -338,6 +338,10 @@ def group_measure(
 ) -> ir.Table:
     """Per customer, the value of a criteria function over one product group (`value` column)."""
     g = group_lines(lines, products, name)
+    if function == "unbroken_months_in" and "months_covered" in products.columns:
+        covered = products.select(product_id=products.id, months_covered=products.months_covered)
+        # a relation of its own: `_bought_months` joins it to itself
+        g = g.join(covered, "product_id").select(*g.columns, "months_covered").view()
     if days is not None:
         g = g.filter(g.age < days)
     if function == "spend_in":
@@ -355,8 +359,8 @@ def group_measure(
         short = ibis.ifelse(last.key % 32 > as_of.day, 1, 0)
         return last.select("customer_id", value=(this_month - last.key // 32 - short).cast("int64"))
     if function == "unbroken_months_in":
+        distinct = _covered_months(months, this_month)
         # Gaps and islands: month - rank is constant along a run of consecutive months.
-        distinct = months.select("customer_id", month=months.key // 32).distinct()
         ranked = distinct.mutate(
             island=distinct.month
             - ibis.row_number().over(group_by=distinct.customer_id, order_by=distinct.month)
@@ -375,13 +379,37 @@ def _bought_months(g: ir.Table) -> ir.Table:
     is no purchase."""
     origins = g.select(origin=g.receipt_id, origin_key=g.month * 32 + g.mday).distinct()
     linked = g.left_join(origins, g.returns_receipt_id == origins.origin)
+    covers = linked.months_covered if "months_covered" in linked.columns else ibis.literal(1)
     keyed = linked.select(
         "customer_id",
         "quantity",
         key=linked.origin_key.fill_null(linked.month * 32 + linked.mday),
+        covers=covers,
     )
-    net = keyed.group_by(["customer_id", "key"]).agg(units=keyed.quantity.sum())
-    return net.filter(net.units > 0).select("customer_id", "key")
+    net = keyed.group_by(["customer_id", "key"]).agg(
+        units=keyed.quantity.sum(), covers=keyed.covers.max()
+    )
+    return net.filter(net.units > 0).select("customer_id", "key", "covers")
+
+
+# The most months one purchase may pay for (a product's `months_covered` attribute).
+MAX_MONTHS_COVERED = 120
+
+
+def _covered_months(months: ir.Table, this_month: int) -> ir.Table:
+    """The distinct (customer, month) paid for, up to this month: a purchase of a product that
+    pays several months (`months_covered`, a yearly prepayment's 12) covers its own month and
+    the ones after it."""
+    start = months.select("customer_id", month=months.key // 32, covers=months.covers)
+    single = start.filter(start.covers <= 1).select("customer_id", "month")
+    longer = start.filter(start.covers > 1)
+    offsets = ibis.memtable({"offset": list(range(MAX_MONTHS_COVERED))})
+    spread = longer.cross_join(offsets)
+    spread = spread.filter(spread.offset < spread.covers).select(
+        "customer_id", month=spread.month + spread.offset
+    )
+    both = single.union(spread.filter(spread.month <= this_month))
+    return both.distinct()
 
 
 # What a function gives a customer who never bought from the group.
