@@ -34,6 +34,9 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, text
@@ -278,6 +281,42 @@ def wrk(script: Path, port: int, connections: int, seconds: int) -> dict[str, fl
     return json.loads(line.removeprefix("RESULT "))
 
 
+@dataclass(frozen=True)
+class Scratch:
+    """A scratch PostgreSQL database: its name, its URL, the environment that points oppiva at
+    it, and an autocommit engine on the server for reading its backends' CPU."""
+
+    name: str
+    url: str
+    env: dict[str, str]
+    admin: Engine
+
+
+@contextmanager
+def scratch_database(prefix: str, keep: bool) -> Iterator[Scratch]:
+    """Create a database on `POSTGRES_URL` for one benchmark run; drop it afterwards unless
+    `keep`."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    env = {
+        **os.environ,
+        "OPPIVA_DATABASE_URL": url,
+        "OPPIVA_SECRET_KEY": os.environ.get("OPPIVA_SECRET_KEY", "benchmark-key"),
+    }
+    try:
+        yield Scratch(name, url, env, admin)
+        if keep:
+            print(f"database {name} kept")
+    finally:
+        if not keep:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--customers", type=int, default=2000)
@@ -291,21 +330,12 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed (apt-get install wrk)")
 
-    name = f"oppiva_till_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    env = {
-        **os.environ,
-        "OPPIVA_DATABASE_URL": url,
-        "OPPIVA_SECRET_KEY": os.environ.get("OPPIVA_SECRET_KEY", "benchmark-key"),
-    }
     print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    fast = [name for name in ("uvloop", "httptools") if importlib.util.find_spec(name)]
+    fast = [module for module in ("uvloop", "httptools") if importlib.util.find_spec(module)]
     print(f"uvicorn with {', '.join(fast) or 'asyncio and h11'}")
     posted = 0
-    try:
+    with scratch_database("oppiva_till", args.keep) as db:
+        name, url, env, admin = db.name, db.url, db.env, db.admin
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             key = setup(env, url, folder, args.customers, args.weeks)
@@ -351,13 +381,6 @@ def main() -> None:
                 lots = conn.execute(text("SELECT count(*) FROM points_lot")).scalar_one() - before
             engine.dispose()
             print(f"answered 201: {posted}; receipts stored: {stored}; points lots added: {lots}")
-            if args.keep:
-                print(f"database {name} kept")
-    finally:
-        if not args.keep:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

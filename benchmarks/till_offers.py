@@ -27,18 +27,16 @@ import re
 import shutil
 import tempfile
 import time
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from till import (
-    POSTGRES_URL,
     backend_cpu,
     cpu_seconds,
     free_port,
     oppiva,
+    scratch_database,
     start_server,
     stop_server,
     wrk,
@@ -187,57 +185,50 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed (apt-get install wrk)")
 
-    name = f"oppiva_till_offers_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    env = {
-        **os.environ,
-        "OPPIVA_DATABASE_URL": url,
-        "OPPIVA_SECRET_KEY": os.environ.get("OPPIVA_SECRET_KEY", "benchmark-key"),
-    }
     print(f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"load average at start {os.getloadavg()}")
     at = f"{last_day(args.weeks).isoformat()}T12:00:00+02:00"
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            key = setup(env, url, folder, args.customers, args.weeks)
-            c = args.connections
-            for kind in args.servers.split(","):
-                port = free_port()
-                server = start_server(env, kind, port)
-                try:
-                    wrk(lua_script(folder, url, key, at, c, args.rate, "w"), port, c, args.warmup)
-                    load = os.getloadavg()[0]
-                    cpu = cpu_seconds(server.pid)
-                    pg = backend_cpu(admin, name)
-                    script = lua_script(folder, url, key, at, c, args.rate, kind)
-                    r = wrk(script, port, c, args.duration)
-                    cpu = cpu_seconds(server.pid) - cpu
-                    pg_cpu = sum(t - pg.get(p, 0.0) for p, t in backend_cpu(admin, name).items())
-                    n = max(1, int(r["requests"]))
-                    print(
-                        f"{kind:8s} c={c} target {args.rate:.0f}/s: {n / r['seconds']:6.1f} "
-                        f"requests/s  p50 {r['p50']:5.1f} ms  p95 {r['p95']:5.1f} ms  "
-                        f"p99 {r['p99']:5.1f} ms  max {r['max']:6.1f} ms  200 {int(r['ok'])}  "
-                        f"other {int(r['other'])}  socket errors {int(r['socket_errors'])}  "
-                        f"with offers {100 * r['offered'] / n:.0f} %  "
-                        f"server CPU {1000 * cpu / n:.2f} ms/request  "
-                        f"PostgreSQL CPU {1000 * pg_cpu / n:.2f} ms/request  "
-                        f"load {load:.2f}/{os.getloadavg()[0]:.2f}",
-                        flush=True,
-                    )
-                finally:
-                    stop_server(server)
-            if args.keep:
-                print(f"database {name} kept")
+        with scratch_database("oppiva_till_offers", args.keep) as db:
+            name, url, env, admin = db.name, db.url, db.env, db.admin
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp)
+                key = setup(env, url, folder, args.customers, args.weeks)
+                c = args.connections
+                for kind in args.servers.split(","):
+                    port = free_port()
+                    server = start_server(env, kind, port)
+                    try:
+                        wrk(
+                            lua_script(folder, url, key, at, c, args.rate, "w"),
+                            port,
+                            c,
+                            args.warmup,
+                        )
+                        load = os.getloadavg()[0]
+                        cpu = cpu_seconds(server.pid)
+                        pg = backend_cpu(admin, name)
+                        script = lua_script(folder, url, key, at, c, args.rate, kind)
+                        r = wrk(script, port, c, args.duration)
+                        cpu = cpu_seconds(server.pid) - cpu
+                        pg_cpu = sum(
+                            t - pg.get(p, 0.0) for p, t in backend_cpu(admin, name).items()
+                        )
+                        n = max(1, int(r["requests"]))
+                        print(
+                            f"{kind:8s} c={c} target {args.rate:.0f}/s: {n / r['seconds']:6.1f} "
+                            f"requests/s  p50 {r['p50']:5.1f} ms  p95 {r['p95']:5.1f} ms  "
+                            f"p99 {r['p99']:5.1f} ms  max {r['max']:6.1f} ms  200 {int(r['ok'])}  "
+                            f"other {int(r['other'])}  socket errors {int(r['socket_errors'])}  "
+                            f"with offers {100 * r['offered'] / n:.0f} %  "
+                            f"server CPU {1000 * cpu / n:.2f} ms/request  "
+                            f"PostgreSQL CPU {1000 * pg_cpu / n:.2f} ms/request  "
+                            f"load {load:.2f}/{os.getloadavg()[0]:.2f}",
+                            flush=True,
+                        )
+                    finally:
+                        stop_server(server)
     finally:
-        if not args.keep:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
         print(f"load average at end {os.getloadavg()}")
 
 
