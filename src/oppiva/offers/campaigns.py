@@ -35,7 +35,7 @@ from oppiva.customers.models import Customer
 from oppiva.db import utcnow
 from oppiva.errors import Conflict, InvalidInput, NotFound
 from oppiva.offers import relevance
-from oppiva.offers.explain import TEMPLATES, explain
+from oppiva.offers.explain import explain, offer_language
 from oppiva.offers.models import (
     CampaignGroup,
     CampaignMember,
@@ -345,7 +345,7 @@ class Ledger:
 
 
 def language_of(customer: Customer) -> str:
-    return customer.language if customer.language in TEMPLATES else "en"
+    return offer_language(customer.language)
 
 
 def issue(
@@ -668,8 +668,7 @@ def run_campaign(session: Session, key: str, on: date | None = None) -> RunSumma
                 mine = Counter()
                 chosen = fit(*args, whole[customer_id], slots, on_day, set(), Counter(), mine)
             refused.update(mine)
-            language = people[customer_id][1]
-            language = language if language in TEMPLATES else "en"
+            language = offer_language(people[customer_id][1])
             for c in chosen:
                 ledger.take(c)
                 issued.append((customer_id, language, c))

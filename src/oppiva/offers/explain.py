@@ -30,6 +30,14 @@ TEMPLATES: dict[str, dict[str, str]] = {
     },
 }
 REASONS = frozenset(TEMPLATES["en"])
+
+
+def offer_language(code: str | None) -> str:
+    """The language an offer is written in for a customer who speaks `code`: theirs when the
+    templates have it, else English."""
+    return code if code in TEMPLATES else "en"
+
+
 _AND = {"en": " and ", "fi": " ja "}
 
 

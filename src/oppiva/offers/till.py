@@ -34,7 +34,7 @@ from oppiva.customers.models import Customer, CustomerStatus
 from oppiva.db import UTCDateTime, utcnow
 from oppiva.errors import InvalidInput
 from oppiva.offers import relevance
-from oppiva.offers.explain import TEMPLATES, explain
+from oppiva.offers.explain import explain, offer_language
 from oppiva.offers.models import CustomerAttribute, OfferCandidate, OfferNeighbour
 from oppiva.privacy.models import (
     PREFERENCE_DEFAULTS,
@@ -319,7 +319,7 @@ def checkout_offers(
     options = _options(rows, in_basket)
     history = _History(session, customer_id, at)
     options[TillKind.DUE] = _still_due(history, options[TillKind.DUE], at, today, due_by, settings)
-    language = customer.language if customer.language in TEMPLATES else "en"
+    language = offer_language(customer.language)
     chosen = _pick(history, stated, customer.birthday, options, count, in_basket, today, settings)
     return TillOffers(
         customer_id,
