@@ -37,6 +37,7 @@ from till import (
     free_port,
     oppiva,
     scratch_database,
+    settle,
     start_server,
     stop_server,
     wrk,
@@ -132,11 +133,7 @@ def setup(env: dict[str, str], url: str, folder: Path, customers: int, weeks: in
         f"{time.perf_counter() - started:.1f} s: {report['known']:,} known, {report['new']:,} new "
         f"candidates, {report['neighbours']:,} neighbours"
     )
-    # A freshly loaded database: fresh planner statistics, as autovacuum would make them.
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text("ANALYZE"))
-    engine.dispose()
+    settle(url)
     out = oppiva(env, "keys", "create", "till-offers", "--scope", "offers:read")
     found = re.search(r"opk_\S+", out)
     if not found:
