@@ -21,9 +21,10 @@ from tests.purchases.conftest import _catalogue
 
 CARD = "6012000000000001"
 RULES = "id: everyday\nrules:\n  - {name: base, kind: per_euro, points_per_euro: 1}\n"
-# PostgreSQL inserts the lines in one statement and the points lot with its operation in
-# another; SQLite sends one statement per line (two here) and one for each of the two.
-STATEMENTS = {"postgresql": 13, "sqlite": 15}
+# PostgreSQL inserts the receipt with its lines in one statement and the points lot with its
+# operation in another; SQLite sends one for the receipt, one per line (two here) and one for
+# each of the lot and the operation.
+STATEMENTS = {"postgresql": 12, "sqlite": 15}
 
 
 def body(external_id: str) -> dict[str, Any]:
