@@ -15,8 +15,10 @@ from sqlalchemy.orm import Session
 from oppiva.access.models import AuditEntry
 from oppiva.api.app import create_app
 from oppiva.config import Settings
-from oppiva.customers.models import Customer
+from oppiva.customers import service as customers
+from oppiva.customers.models import Customer, CustomerStatus
 from oppiva.db import Store, utcnow
+from oppiva.errors import NotFound
 from oppiva.offers import relevance
 from oppiva.offers.models import OfferCandidate, OfferNeighbour
 from oppiva.offers.till import TillOffers, checkout_offers
@@ -24,6 +26,7 @@ from oppiva.privacy import service as privacy
 from oppiva.purchases.models import Outlet, Product
 from tests.cli.conftest import Cli, error_line
 from tests.conftest import make_key
+from tests.factories import make_customer
 from tests.offers.coupon_world import AS_OF, buy, make_consenting, make_product
 
 CARD = "6012000000000077"
@@ -280,12 +283,39 @@ def test_no_offers_and_missing_consent_give_none(db, shop):
     assert offers(db, shop, ["cheese"]).offers  # granted again on one channel
 
 
-def test_anonymous_and_unknown_customers_get_none(db, shop):
+def test_anonymous_customers_get_none_and_unknown_or_erased_ones_are_not_found(db, shop):
     with db.transaction() as session:
         anonymous = checkout_offers(session, None, [shop["ids"]["cheese"]])
-        unknown = checkout_offers(session, 999_999, [shop["ids"]["cheese"]])
+        gone = make_consenting(session)
+        gone.status = CustomerStatus.ERASED
+        session.flush()
+        for customer_id in (999_999, gone.id):
+            with pytest.raises(NotFound, match=f"customer {customer_id} does not exist"):
+                checkout_offers(session, customer_id, [shop["ids"]["cheese"]])
     assert (anonymous.offers, anonymous.refusal) == ([], "anonymous")
-    assert unknown.offers == []
+
+
+def test_a_merged_customer_gets_the_survivors_offers(db, shop):
+    with db.transaction() as session:
+        absorbed = make_consenting(session).id
+        customers.merge_customers(
+            session, shop["member"], absorbed, reason="same person", actor="staff"
+        )
+    found = offers(db, shop, ["cheese"])
+    with db.transaction() as session:
+        followed = checkout_offers(session, absorbed, [shop["ids"]["cheese"]])
+    assert followed.customer_id == shop["member"]
+    assert followed == found and found.offers
+
+
+def test_nothing_to_offer_still_tells_a_missing_consent(db, shop):
+    with db.transaction() as session:
+        consenting = make_consenting(session).id
+        silent = make_customer(session).id
+        nothing = checkout_offers(session, consenting, [])
+        refused = checkout_offers(session, silent, [])
+    assert (nothing.offers, nothing.refusal) == ([], None)
+    assert (refused.offers, refused.refusal) == ([], "no_consent")
 
 
 def test_explanations_speak_the_customers_language(db, shop):
@@ -330,6 +360,9 @@ def test_get_offers_at_checkout_with_a_basket_and_its_audit(db, shop):
             bad = api.get(f"/v1/customers/{member}/offers", params=params)
             assert bad.status_code == 422, bad.text
             assert field in bad.text
+        unknown = api.get("/v1/customers/999999/offers", params={"context": "checkout"})
+        assert unknown.status_code == 404, unknown.text
+        assert unknown.json() == {"detail": "customer 999999 does not exist"}
     with db.transaction() as session:
         entry = session.scalars(
             select(AuditEntry).where(AuditEntry.action == "offers.checkout.read")

@@ -205,7 +205,8 @@ class TillOfferOut(BaseModel):
 
 class TillOffersOut(BaseModel):
     """The offers at the checkout; `refusal` says why there are none (off, anonymous,
-    not_active, no_offers, no_consent; null when there is nothing to offer)."""
+    no_offers, no_consent; null when there is nothing to offer). `customer_id` is the survivor's
+    when the customer asked for was merged into another."""
 
     context: str = "checkout"
     customer_id: int

@@ -1,9 +1,10 @@
 """Till offers: what to offer for the next visit, from the last 8 weeks and the current basket.
 
 Everything heavy is done by `oppiva offers train` (the customer's candidates with their due
-dates, each product's neighbours). At the till one indexed query reads the candidates and the
-basket's neighbours with the customer's status; only when there is something to offer, one
-reads consent, preferences and stated attributes, and one the customer's purchases (each
+dates, each product's neighbours). At the till one indexed query reads the customer's status
+with the candidates and the basket's neighbours; one reads consent, preferences and stated
+attributes (skipped by the receipt's answer when there is nothing to offer), and, only when
+there is something to offer, one the customer's purchases (each
 product's last purchase, and the purchase signals for relevance). Cheap rules in Python pick
 and order the offers. The statements are built once, at import, and are simple to plan."""
 
@@ -25,6 +26,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.orm import Session
@@ -32,7 +34,7 @@ from sqlalchemy.orm import Session
 from oppiva.config import Settings, get_settings
 from oppiva.customers.models import Customer, CustomerStatus
 from oppiva.db import UTCDateTime, utcnow
-from oppiva.errors import InvalidInput
+from oppiva.errors import InvalidInput, NotFound
 from oppiva.offers import relevance
 from oppiva.offers.explain import explain, offer_language
 from oppiva.offers.models import CustomerAttribute, OfferCandidate, OfferNeighbour
@@ -81,8 +83,8 @@ class TillOffers:
     customer_id: int | None
     offers: list[TillOffer]
     refusal: str | None = None
-    """`off` (the setting is 0), `anonymous`, `not_active` (erased or merged), `no_offers`,
-    `no_consent`; none when there is simply nothing to offer (or no such customer)."""
+    """`off` (the setting is 0), `anonymous`, `no_offers`, `no_consent`; none when there is
+    simply nothing to offer."""
 
 
 # --- the statements, built once ---
@@ -181,10 +183,19 @@ _NEAR = (
     .where(_NEIGHBOUR.c.product_id.in_(bindparam("basket", expanding=True)))
 )
 _OPTIONS = union_all(_OWN, _NEAR).subquery("options")
-# Every option with the customer's facts beside it: no options, no further reads.
-_OFFERS = select(
-    _OPTIONS, _CUSTOMER.c.status, _CUSTOMER.c.language, _CUSTOMER.c.birthday
-).select_from(_OPTIONS.join(_CUSTOMER, _CUSTOMER.c.id == bindparam("customer")))
+# The customer's facts with every option beside them (one row of nulls when there is none): no
+# row, no such customer.
+_OFFERS = (
+    select(
+        _OPTIONS,
+        _CUSTOMER.c.status,
+        _CUSTOMER.c.merged_into_id,
+        _CUSTOMER.c.language,
+        _CUSTOMER.c.birthday,
+    )
+    .select_from(_CUSTOMER.outerjoin(_OPTIONS, true()))
+    .where(_CUSTOMER.c.id == bindparam("customer"))
+)
 
 # Each product the customer ever bought (up to `at`), its last purchase, and its attributes
 # when it needs or aims at something (a purchase signal for relevance). Aggregated first, then
@@ -287,11 +298,15 @@ def checkout_offers(
     at: datetime | None = None,
     limit: int | None = None,
     settings: Settings | None = None,
+    why_none: bool = True,
 ) -> TillOffers:
     """Offers for the customer's next visit: products due by then that were bought in the
     last 8 weeks, products that go with the basket and new products from the batch's
     candidates, taking turns in that order; never a product in the basket, none the
-    relevance rules exclude, at most `till_max_per_group` per product group."""
+    relevance rules exclude, at most `till_max_per_group` per product group. A customer merged
+    into another gets the survivor's offers (under the survivor's id); an unknown or erased
+    one is not found. With `why_none`, the refusal is told even when there would be nothing
+    to offer (a till can ask for the missing consent), at the cost of a read."""
     settings = settings or get_settings()
     count = settings.till_offers if limit is None else limit
     if count < 0:
@@ -304,19 +319,27 @@ def checkout_offers(
     today = at.astimezone(ZoneInfo(settings.timezone)).date()
     due_by = today + timedelta(days=settings.till_due_days)
     in_basket = set(basket)
-    rows = session.execute(
-        _OFFERS,
-        {"customer": customer_id, "at": at, "due_by": due_by, "basket": sorted(in_basket)},
-    ).all()
-    if not rows:
+    seen: set[int] = set()
+    while True:
+        rows = session.execute(
+            _OFFERS,
+            {"customer": customer_id, "at": at, "due_by": due_by, "basket": sorted(in_basket)},
+        ).all()
+        customer = rows[0] if rows else None
+        if customer is None or customer.status == CustomerStatus.ERASED:
+            raise NotFound(f"customer {customer_id} does not exist")
+        if customer.status != CustomerStatus.MERGED or customer.merged_into_id is None:
+            break
+        seen.add(customer_id)
+        customer_id = customer.merged_into_id
+        if customer_id in seen:  # pragma: no cover - a merge never builds a cycle
+            raise NotFound(f"customer {customer_id} is in a merge cycle")
+    options = _options(rows, in_basket)
+    if not why_none and not any(options.values()):
         return TillOffers(customer_id, [])
-    customer = rows[0]
-    if customer.status != CustomerStatus.ACTIVE:
-        return TillOffers(customer_id, [], "not_active")
     why, stated = _standing(session, customer_id, at)
     if why is not None:
         return TillOffers(customer_id, [], why)
-    options = _options(rows, in_basket)
     history = _History(session, customer_id, at)
     options[TillKind.DUE] = _still_due(history, options[TillKind.DUE], at, today, due_by, settings)
     language = offer_language(customer.language)
@@ -348,8 +371,8 @@ def _options(rows: Sequence[Any], in_basket: set[int]) -> dict[str, list[_Option
     near: dict[int, _Option] = {}
     drivers: dict[int, list[tuple[float, str]]] = {}
     for row in rows:
-        if row.product_id in in_basket:
-            continue
+        if row.product_id is None or row.product_id in in_basket:
+            continue  # the row of a customer with nothing to offer, or a product in the basket
         if row.source == TillKind.BASKET:
             option = near.get(row.product_id)
             if option is None:

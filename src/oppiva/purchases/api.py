@@ -60,7 +60,9 @@ def post_receipt(
     # A receipt stored before (another key) only reports what it earned: it writes nothing.
     accruals = accrue_for_receipt(session, receipt, record=created, fresh=created)
     basket = [line.product_id for line in receipt.lines if line.quantity > 0]
-    offers = checkout_offers(session, receipt.customer_id, basket, receipt.purchased_at).offers
+    offers = checkout_offers(
+        session, receipt.customer_id, basket, receipt.purchased_at, why_none=False
+    ).offers
     out = ReceiptOut(
         receipt_id=receipt.id,
         customer_id=receipt.customer_id,
