@@ -24,17 +24,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import repeat
 from typing import Any, NamedTuple, cast
 
 import numpy as np
-from sqlalchemy import String, Table, and_, func, insert, or_, select, update
-from sqlalchemy import cast as cast_
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from oppiva.customers.models import Customer
 from oppiva.db import utcnow
 from oppiva.errors import Conflict, InvalidInput, NotFound
-from oppiva.offers import relevance
+from oppiva.offers import allocation, bulk, relevance
 from oppiva.offers.explain import explain, offer_language
 from oppiva.offers.models import (
     CampaignGroup,
@@ -292,33 +292,42 @@ def candidates_of(
 class Ledger:
     """The campaign's running totals (budget spent, coupons per product) while allocating."""
 
-    def __init__(self, session: Session, campaign: OfferCampaign) -> None:
+    def __init__(
+        self,
+        campaign: OfferCampaign,
+        spent_cents: int = 0,
+        per_product: Mapping[int, int] | None = None,
+    ) -> None:
         self.campaign = campaign
-        self.spent_cents = int(
-            session.scalar(
-                select(func.coalesce(func.sum(Coupon.expected_cost_cents), 0)).where(
-                    Coupon.campaign_id == campaign.id, Coupon.supplier_funded.is_(False)
-                )
-            )
-            or 0
-        )
-        self.per_product: Counter[int] = Counter(
-            dict(
-                (r[0], r[1])
-                for r in session.execute(
-                    select(Coupon.product_id, func.count())
-                    .where(Coupon.campaign_id == campaign.id)
-                    .group_by(Coupon.product_id)
-                ).all()
-            )
-        )
+        self.spent_cents = spent_cents
+        self.per_product: Counter[int] = Counter(per_product or {})
         self.funded = set(campaign.supplier_funded)
+
+    @classmethod
+    def of(cls, session: Session, campaign: OfferCampaign) -> Ledger:
+        """The totals of the coupons the campaign has issued so far."""
+        spent = session.scalar(
+            select(func.coalesce(func.sum(Coupon.expected_cost_cents), 0)).where(
+                Coupon.campaign_id == campaign.id, Coupon.supplier_funded.is_(False)
+            )
+        )
+        per_product = session.execute(
+            select(Coupon.product_id, func.count())
+            .where(Coupon.campaign_id == campaign.id)
+            .group_by(Coupon.product_id)
+        ).all()
+        return cls(campaign, int(spent or 0), {r[0]: r[1] for r in per_product})
+
+    def cost_of(self, price_cents: int) -> int:
+        """A coupon's expected cost for a product of this price: its discount times the
+        expected redemption share."""
+        return round(
+            price_cents * self.campaign.discount_percent / 100 * self.campaign.expected_redemption
+        )
 
     def cost_cents(self, c: Candidate) -> int:
         """The coupon's expected cost: its discount times the expected redemption share."""
-        return round(
-            c.price_cents * self.campaign.discount_percent / 100 * self.campaign.expected_redemption
-        )
+        return self.cost_of(c.price_cents)
 
     def refusal(self, c: Candidate) -> str | None:
         """The campaign-wide constraint a coupon of this product would break, if any."""
@@ -487,14 +496,35 @@ def audience(session: Session, campaign: OfferCampaign, as_of: date) -> list[int
     return ids
 
 
+NO_LIMIT = 2**62
+"""A product without a limit or stock: more coupons than any run issues."""
+
+
+@dataclass(frozen=True, slots=True)
+class _RowFacts:
+    """The product facts of each candidate row the allocation takes, as arrays."""
+
+    group: allocation.Ints
+    cost_cents: allocation.Ints
+    funded: allocation.Bools
+    issued: allocation.Ints
+    """Coupons of the product issued so far (earlier runs and chunks)."""
+    limit: allocation.Ints
+    """The fewer of the product's limit and its stock."""
+    restricted: allocation.Bools
+    """The product has a requirement, an audience or an age limit."""
+
+
 class _Products:
     """The product facts a candidate needs, read once per product for the whole run."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, ledger: Ledger) -> None:
         self.session = session
+        self.ledger = ledger
         self.facts: dict[int, tuple[str, str, str, int, Mapping[str, Any]]] = {}
         self.params: dict[str | None, Mapping[str, Any]] = {}
         """Reason parameters by their JSON text: decoded once, shared read-only."""
+        self.groups: dict[str, int] = {}
 
     def need(self, product_ids: Iterable[int]) -> None:
         unseen = sorted(set(product_ids) - self.facts.keys())
@@ -508,45 +538,57 @@ class _Products:
             for pid, sku, name, group, price, attributes in rows:
                 self.facts[pid] = (sku, name, group, price, attributes or {})
 
-
-def _chunk_candidates(
-    session: Session,
-    products: _Products,
-    customer_ids: Sequence[int],
-    as_of: date,
-    max_rank: Mapping[str, int] | None,
-) -> dict[int, list[Candidate]]:
-    """`candidates_of` for one chunk in one query, read as plain rows; with `max_rank` only the
-    ranks up to it of each kind (a prefix of each customer's known and new lists)."""
-    c = OfferCandidate
-    query = select(
-        c.customer_id,
-        c.product_id,
-        c.kind,
-        c.rank,
-        c.score,
-        c.reason,
-        cast_(c.reason_params, String),
-    ).where(c.as_of == as_of, c.customer_id.in_(customer_ids))
-    if max_rank is not None:
-        query = query.where(
-            or_(*(and_(c.kind == kind, c.rank <= n) for kind, n in max_rank.items()))
-        )
-    rows = session.connection().execute(query.order_by(c.customer_id, c.kind, c.rank, c.id)).all()
-    products.need(r[1] for r in rows)
-    result: dict[int, list[Candidate]] = {i: [] for i in customer_ids}
-    facts, params = products.facts, products.params
-    for customer_id, product_id, kind, rank, score, reason, text in rows:
-        sku, name, group, price, attributes = facts[product_id]
-        decoded = params.get(text)
+    def decoded(self, text: str | None) -> Mapping[str, Any]:
+        decoded = self.params.get(text)
         if decoded is None:
-            decoded = params[text] = json.loads(text) if text else {}
-        result[customer_id].append(
-            Candidate(
-                product_id, sku, name, group, price, attributes, kind, rank, score, reason, decoded
-            )
+            decoded = self.params[text] = json.loads(text) if text else {}
+        return decoded
+
+    def candidate(self, rows: bulk.CandidateRows, i: int) -> Candidate:
+        """Row `i` as the candidate `fit` takes."""
+        product_id = int(rows.product[i])
+        sku, name, group, price, attributes = self.facts[product_id]
+        kind = CandidateKind.KNOWN.value if rows.known[i] else CandidateKind.NEW.value
+        return Candidate(
+            product_id,
+            sku,
+            name,
+            group,
+            price,
+            attributes,
+            kind,
+            int(rows.rank[i]),
+            float(rows.score[i]),
+            str(rows.reason[i]),
+            self.decoded(rows.params[i]),
         )
-    return result
+
+    def row_facts(self, product: allocation.Ints) -> _RowFacts:
+        """The facts of each row's product, with the ledger's counts as they are now."""
+        ids, inverse = np.unique(product, return_inverse=True)
+        self.need(ids.tolist())
+        facts = [self.facts[i] for i in ids.tolist()]
+        campaign = self.ledger.campaign
+        limits, stock = campaign.product_limits, campaign.stock
+        return _RowFacts(
+            group=np.array(
+                [self.groups.setdefault(f[2], len(self.groups)) for f in facts], np.int64
+            )[inverse],
+            cost_cents=np.array([self.ledger.cost_of(f[3]) for f in facts], np.int64)[inverse],
+            funded=np.array([f[0] in self.ledger.funded for f in facts], bool)[inverse],
+            issued=np.array([self.ledger.per_product[i] for i in ids.tolist()], np.int64)[inverse],
+            limit=np.array(
+                [min(limits.get(f[0], NO_LIMIT), stock.get(f[0], NO_LIMIT)) for f in facts],
+                np.int64,
+            )[inverse],
+            restricted=np.array(
+                [
+                    bool(relevance.requirements(f[4])) or f[4].get("age_limit") is not None
+                    for f in facts
+                ],
+                bool,
+            )[inverse],
+        )
 
 
 def _refusals(
@@ -564,29 +606,165 @@ def _refusals(
     return refused
 
 
-def _coupon_row(
-    ledger: Ledger, customer_id: int, language: str, c: Candidate, code: str, at: datetime
-) -> dict[str, Any]:
-    """The row `issue` would write, for an executemany."""
-    campaign = ledger.campaign
-    return {
-        "code": code,
-        "campaign_id": campaign.id,
-        "customer_id": customer_id,
-        "product_id": c.product_id,
-        "kind": c.kind,
-        "source": "mailing",
-        "discount_percent": campaign.discount_percent,
-        "expected_cost_cents": ledger.cost_cents(c),
-        "supplier_funded": c.sku in ledger.funded,
-        "reason": c.reason,
-        "reason_params": dict(c.reason_params),
-        "language": language,
-        "explanation": explain(c.reason, c.reason_params, language)[:300],
-        "status": CouponStatus.ISSUED.value,
-        "valid_until": campaign.valid_until,
-        "issued_at": at,
-    }
+class _Allocation:
+    """One run's allocation, chunk by chunk: the candidates of all the chunk's customers at once
+    (`allocation.allocate`), the customers from the first one a campaign-wide rule (budget,
+    product limit, stock) touches on one at a time with `fit`, as the rules need."""
+
+    def __init__(
+        self, session: Session, campaign: OfferCampaign, as_of: date, on: date, now: datetime
+    ) -> None:
+        self.session = session
+        self.campaign = campaign
+        self.as_of = as_of
+        self.on = max(on, campaign.valid_from)
+        self.now = now
+        self.ledger = Ledger.of(session, campaign)
+        self.products = _Products(session, self.ledger)
+        self.writer = bulk.CouponWriter(session)
+        self.refused: Counter[str] = Counter()
+        self.slots = {
+            CandidateKind.KNOWN.value: campaign.known_per_customer,
+            CandidateKind.NEW.value: campaign.new_per_customer,
+        }
+        # Most customers fill their slots from the first ranks; the rest get their whole lists.
+        self.prefix = {kind: 2 * n + 2 for kind, n in self.slots.items() if n > 0}
+        self.total = sum(self.slots.values())
+        self.explanations: dict[tuple[str, str | None, str], str] = {}
+
+    def _outcomes(
+        self, rows: bulk.CandidateRows, facts: _RowFacts, profiles: Mapping[int, relevance.Profile]
+    ) -> allocation.Outcomes:
+        excluded = np.zeros(rows.customer.size, bool)
+        for i in np.flatnonzero(facts.restricted).tolist():
+            attributes = self.products.facts[int(rows.product[i])][4]
+            profile = profiles[int(rows.customer[i])]
+            excluded[i] = relevance.exclusion(attributes, profile, self.on) is not None
+        slots = (self.slots[CandidateKind.KNOWN.value], self.slots[CandidateKind.NEW.value])
+        return allocation.allocate(
+            rows.customer,
+            rows.product,
+            rows.known,
+            facts.group,
+            excluded,
+            slots,
+            self.campaign.max_per_group,
+        )
+
+    def chunk(
+        self,
+        eligible: Sequence[int],
+        profiles: Mapping[int, relevance.Profile],
+        languages: Mapping[int, str],
+    ) -> int:
+        """Allocate and write the coupons of these customers (in id order); their number."""
+        ids = np.asarray(eligible, np.int64)
+        rows = bulk.read_candidates(self.session, eligible, self.as_of, self.prefix)
+        facts = self.products.row_facts(rows.product)
+        outcome = self._outcomes(rows, facts, profiles)
+        got = np.bincount(np.searchsorted(ids, rows.customer), weights=outcome == allocation.CHOSEN)
+        unfilled = ids[np.r_[got, np.zeros(ids.size - got.size)] < self.total]
+        if unfilled.size:
+            whole = bulk.read_candidates(self.session, unfilled.tolist(), self.as_of, None)
+            rows = bulk.merge(rows.take(~np.isin(rows.customer, unfilled)), whole)
+            facts = self.products.row_facts(rows.product)
+            outcome = self._outcomes(rows, facts, profiles)
+        chosen = np.flatnonzero(outcome == allocation.CHOSEN)
+        cut = allocation.first_refusal(
+            rows.product[chosen],
+            facts.cost_cents[chosen],
+            facts.funded[chosen],
+            facts.issued[chosen],
+            facts.limit[chosen],
+            self.ledger.spent_cents,
+            self.campaign.budget_cents,
+        )
+        late = ids[ids >= rows.customer[chosen[cut]]] if cut < chosen.size else ids[:0]
+        settled = ~np.isin(rows.customer, late)
+        looked = outcome[settled]
+        self.refused["relevance"] += int((looked == allocation.RELEVANCE).sum())
+        self.refused["diversity"] += int((looked == allocation.DIVERSITY).sum())
+        picked = chosen[settled[chosen]]
+        paid = picked[~facts.funded[picked]]
+        self.ledger.spent_cents += int(facts.cost_cents[paid].sum())
+        products, counts = np.unique(rows.product[picked], return_counts=True)
+        self.ledger.per_product.update(dict(zip(products.tolist(), counts.tolist(), strict=True)))
+        parts = [(rows, facts, picked)]
+        if late.size:
+            parts.append(self._one_by_one(late.tolist(), profiles))
+        coupons = self._coupons(parts, languages)
+        self.writer.write(coupons)
+        return len(coupons)
+
+    def _one_by_one(
+        self, customer_ids: list[int], profiles: Mapping[int, relevance.Profile]
+    ) -> tuple[bulk.CandidateRows, _RowFacts, allocation.Ints]:
+        """`fit` customer by customer on their whole lists, the ledger taking each coupon; the
+        rows chosen."""
+        rows = bulk.read_candidates(self.session, customer_ids, self.as_of, None)
+        facts = self.products.row_facts(rows.product)
+        starts = [*np.searchsorted(rows.customer, customer_ids).tolist(), rows.customer.size]
+        issued: list[int] = []
+        for n, customer_id in enumerate(customer_ids):
+            at = range(starts[n], starts[n + 1])
+            candidates = [self.products.candidate(rows, i) for i in at]
+            row_of = {id(c): i for c, i in zip(candidates, at, strict=True)}
+            mine: Counter[str] = Counter()
+            profile = profiles[customer_id]
+            chosen = fit(
+                self.ledger, profile, candidates, self.slots, self.on, set(), Counter(), mine
+            )
+            self.refused.update(mine)
+            for c in chosen:
+                self.ledger.take(c)
+                issued.append(row_of[id(c)])
+        return rows, facts, np.array(issued, np.int64)
+
+    def _coupons(
+        self,
+        parts: list[tuple[bulk.CandidateRows, _RowFacts, allocation.Ints]],
+        languages: Mapping[int, str],
+    ) -> list[tuple[Any, ...]]:
+        """The chosen rows as coupon rows in `bulk.COUPON_COLUMNS` order, each with a new code
+        and its explanation; built column by column."""
+        customer = np.concatenate([rows.customer[i] for rows, _, i in parts]).tolist()
+        if not customer:
+            return []
+        known = np.concatenate([rows.known[i] for rows, _, i in parts])
+        reasons = np.concatenate([rows.reason[i] for rows, _, i in parts]).tolist()
+        texts = np.concatenate([rows.params[i] for rows, _, i in parts]).tolist()
+        language = [languages[c] for c in customer]
+        value, decoded = self.writer.value, self.products.decoded
+        explanations = self.explanations
+        explanation = []
+        for key in zip(reasons, texts, language, strict=True):
+            said = explanations.get(key)
+            if said is None:
+                said = explanations[key] = explain(key[0], decoded(key[1]), key[2])[:300]
+            explanation.append(said)
+        funded = {f: value("supplier_funded", f) for f in (False, True)}
+        campaign, n = self.campaign, len(customer)
+        return list(
+            zip(
+                new_codes(n),
+                repeat(campaign.id, n),
+                customer,
+                np.concatenate([rows.product[i] for rows, _, i in parts]).tolist(),
+                np.where(known, CandidateKind.KNOWN.value, CandidateKind.NEW.value).tolist(),
+                repeat("mailing", n),
+                repeat(campaign.discount_percent, n),
+                np.concatenate([facts.cost_cents[i] for _, facts, i in parts]).tolist(),
+                [funded[f] for f in np.concatenate([f.funded[i] for _, f, i in parts]).tolist()],
+                reasons,
+                [value("reason_params", decoded(t), t) for t in texts],
+                language,
+                explanation,
+                repeat(value("status", CouponStatus.ISSUED.value), n),
+                repeat(value("valid_until", campaign.valid_until), n),
+                repeat(value("issued_at", self.now), n),
+                strict=True,
+            )
+        )
 
 
 def run_campaign(session: Session, key: str, on: date | None = None) -> RunSummary:
@@ -609,81 +787,48 @@ def run_campaign(session: Session, key: str, on: date | None = None) -> RunSumma
     summary.customers = len(ids)
     summary.already_in_campaign = len(members.intersection(ids))
     fresh = [i for i in ids if i not in members]
-    ledger = Ledger(session, campaign)
-    products = _Products(session)
+    run = _Allocation(session, campaign, as_of, today, now)
     refused: Counter[str] = Counter()
-    slots = {
-        CandidateKind.KNOWN.value: campaign.known_per_customer,
-        CandidateKind.NEW.value: campaign.new_per_customer,
-    }
-    # Most customers fill their slots from the first ranks; the rest get their whole lists.
-    prefix = {kind: 2 * n + 2 for kind, n in slots.items() if n > 0}
-    total = sum(slots.values())
-    on_day = max(today, campaign.valid_from)
-    for start in range(0, len(fresh), RUN_CHUNK):
-        chunk = fresh[start : start + RUN_CHUNK]
-        refusals = _refusals(session, campaign, chunk, now)
-        refused.update(refusals.values())
-        placed = [i for i in chunk if i not in refusals]
-        held = {i for i in placed if is_holdout(campaign, i)}
-        if placed:
-            session.execute(
-                _INSERT_MEMBER,
-                [
-                    {
-                        "campaign_id": campaign.id,
-                        "customer_id": i,
-                        "group": (
-                            CampaignGroup.HOLDOUT if i in held else CampaignGroup.TREATMENT
-                        ).value,
-                        "assigned_at": now,
-                    }
-                    for i in placed
-                ],
-            )
-        summary.holdout += len(held)
-        eligible = [i for i in placed if i not in held]
-        summary.treatment += len(eligible)
-        if not eligible:
-            continue
-        people = {
-            r[0]: (r[1], r[2])
-            for r in session.execute(
-                select(Customer.id, Customer.birthday, Customer.language).where(
-                    Customer.id.in_(eligible)
+    with bulk.large_cache(session):
+        for start in range(0, len(fresh), RUN_CHUNK):
+            chunk = fresh[start : start + RUN_CHUNK]
+            refusals = _refusals(session, campaign, chunk, now)
+            refused.update(refusals.values())
+            placed = [i for i in chunk if i not in refusals]
+            held = {i for i in placed if is_holdout(campaign, i)}
+            if placed:
+                session.execute(
+                    _INSERT_MEMBER,
+                    [
+                        {
+                            "campaign_id": campaign.id,
+                            "customer_id": i,
+                            "group": (
+                                CampaignGroup.HOLDOUT if i in held else CampaignGroup.TREATMENT
+                            ).value,
+                            "assigned_at": now,
+                        }
+                        for i in placed
+                    ],
                 )
-            )
-        }
-        profiles = relevance.profiles(session, eligible, {i: people[i][0] for i in eligible})
-        offered = _chunk_candidates(session, products, eligible, as_of, prefix)
-        whole: dict[int, list[Candidate]] | None = None
-        issued: list[tuple[int, str, Candidate]] = []
-        for n, customer_id in enumerate(eligible):
-            mine: Counter[str] = Counter()
-            args = (ledger, profiles[customer_id])
-            chosen = fit(*args, offered[customer_id], slots, on_day, set(), Counter(), mine)
-            if len(chosen) < total:
-                if whole is None:  # the rest of the chunk's customers, their whole lists
-                    whole = _chunk_candidates(session, products, eligible[n:], as_of, None)
-                mine = Counter()
-                chosen = fit(*args, whole[customer_id], slots, on_day, set(), Counter(), mine)
-            refused.update(mine)
-            language = offer_language(people[customer_id][1])
-            for c in chosen:
-                ledger.take(c)
-                issued.append((customer_id, language, c))
-        codes = new_codes(len(issued))
-        if issued:
-            session.execute(
-                _INSERT_COUPON,
-                [
-                    _coupon_row(ledger, i, language, c, code, now)
-                    for (i, language, c), code in zip(issued, codes, strict=True)
-                ],
-            )
-        summary.coupons += len(issued)
+            summary.holdout += len(held)
+            eligible = [i for i in placed if i not in held]
+            summary.treatment += len(eligible)
+            if not eligible:
+                continue
+            people = {
+                r[0]: (r[1], r[2])
+                for r in session.execute(
+                    select(Customer.id, Customer.birthday, Customer.language).where(
+                        Customer.id.in_(eligible)
+                    )
+                )
+            }
+            profiles = relevance.profiles(session, eligible, {i: people[i][0] for i in eligible})
+            languages = {i: offer_language(people[i][1]) for i in eligible}
+            summary.coupons += run.chunk(eligible, profiles, languages)
     campaign.last_run_at = now
-    summary.refused.update(refused)
+    summary.refused.update(refused + run.refused)
     spent = session.scalar(
         select(func.coalesce(func.sum(Coupon.expected_cost_cents), 0)).where(
             Coupon.campaign_id == campaign.id

@@ -98,7 +98,7 @@ def _fitted(
     profile = relevance.profiles(session, [customer.id], {customer.id: customer.birthday})[
         customer.id
     ]
-    ledger = Ledger(session, campaign)
+    ledger = Ledger.of(session, campaign)
     slots = {"known": campaign.offers_shown, "new": campaign.offers_shown}
     fitted = campaigns.fit(
         ledger, profile, _interleaved(candidates), slots, max(on, campaign.valid_from), held, groups
@@ -169,7 +169,7 @@ def choose(session: Session, key: str, customer_id: int, skus: Sequence[str]) ->
         if sku not in by_sku:
             raise InvalidInput(f"products[{i}]", f"{sku!r} is not among the offers shown")
     customer = customers.get_active_customer(session, customer_id)
-    ledger = Ledger(session, campaign)
+    ledger = Ledger.of(session, campaign)
     now = utcnow()
     if (
         session.scalar(
