@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -10,6 +11,9 @@ from sqlalchemy import func, select
 from oppiva.customers import service
 from oppiva.customers.bulk import CUSTOMER_COLUMNS, import_customers
 from oppiva.customers.models import Address, Customer
+from oppiva.offers.till import checkout_offers
+from oppiva.privacy import service as privacy
+from oppiva.privacy.models import ConsentEvent
 from oppiva.purchases import service as purchases
 from oppiva.purchases.schemas import OutletIn, ProductIn, ReceiptIn
 
@@ -133,3 +137,73 @@ def test_bad_members_go_to_the_rejects_file(db, tmp_path):
         assert s.scalar(select(func.count()).select_from(Customer)) == 3
         # A formula stays what it was in the store; only exports neutralise it.
         assert service.find_customers(s, "=cmd")[0].name == "=cmd|' /C calc'!A0"
+
+
+def test_consents_come_with_the_members_and_the_offers_rules_see_them(db, tmp_path):
+    path = write(
+        tmp_path / "m.csv",
+        [
+            {
+                "customer_ref": "K1",
+                "name": "Kaikki Sallittu",
+                "email": "kaikki@example.fi",
+                "relationship_start": "2024-03-01",
+                "consent_profiling": "all",
+                "consent_personalised_offers": "email; SMS",
+                "consent_marketing": "denied",
+            },
+            {
+                "customer_ref": "K2",
+                "name": "Aika Annettu",
+                "consent_profiling": "email",
+                "consent_at": "2025-02-03T10:00:00+02:00",
+            },
+            {"customer_ref": "K3", "name": "Ei Mitään"},
+            {"customer_ref": "K4", "name": "Bad", "consent_profiling": "fax"},
+            {
+                "customer_ref": "K5",
+                "name": "Bad",
+                "consent_profiling": "all",
+                "consent_at": "2025-13-01",
+            },
+            {
+                "customer_ref": "K6",
+                "name": "Bad",
+                "consent_profiling": "all",
+                "consent_at": "2025-02-03T10:00",
+            },
+        ],
+    )
+    summary = import_customers(db, path, default_source="crm")
+    assert (summary.new, summary.rejected_rows) == (3, 3)
+    with summary.rejects_path.open() as f:
+        rejects = {int(r["line"]): (r["column"], r["reason"]) for r in csv.DictReader(f)}
+    assert rejects[5] == (
+        "consent_profiling",
+        "unknown channel 'fax' (known: email, sms, post, phone, push, all)",
+    )
+    assert rejects[6][0] == rejects[7][0] == "consent_at"
+    assert "time zone" in rejects[7][1]
+    again = import_customers(db, path, default_source="crm")
+    assert again.new == 0
+    with db.transaction() as s:
+        ids = {
+            ref: service.identify(s, [("external", f"crm:{ref}")]).id for ref in ("K1", "K2", "K3")
+        }
+        events = s.scalars(select(ConsentEvent).order_by(ConsentEvent.id)).all()
+        decided = {(e.customer_id, e.purpose, e.channel, e.status) for e in events}
+        assert len(events) == len(decided) == 5 + 2 + 5 + 1  # nothing twice after the re-import
+        assert (ids["K1"], "personalised_offers", "sms", "granted") in decided
+        assert (ids["K1"], "marketing", "post", "denied") in decided
+        assert {e.source for e in events} == {"import crm"}
+        k2 = next(e for e in events if e.customer_id == ids["K2"])
+        assert (k2.channel, k2.effective_at) == ("email", datetime(2025, 2, 3, 8, tzinfo=UTC))
+        k1 = next(e for e in events if e.customer_id == ids["K1"])
+        assert k1.effective_at == datetime(2024, 3, 1, tzinfo=UTC)  # the day the member joined
+        assert privacy.can_contact(s, ids["K1"], "personalised_offers", "email")
+        assert not privacy.can_contact(s, ids["K1"], "personalised_offers", "post")
+        assert not privacy.can_contact(s, ids["K1"], "marketing", "email")
+        assert not privacy.can_contact(s, ids["K3"], "profiling", "email")
+        # The till's offers need profiling and personal offers granted: K1 has them, K3 not.
+        assert checkout_offers(s, ids["K1"], []).refusal is None
+        assert checkout_offers(s, ids["K3"], []).refusal == "no_consent"

@@ -32,7 +32,8 @@ COLUMNS = {
     "stores": "code,name,kind,city",
     "products": "sku,name,department,group,subgroup,brand,price,cost,launch_date,attributes",
     "customers": "customer_ref,name,given_name,family_name,language,birthday,"
-    "relationship_start,email,phone,card,street,postal_code,city",
+    "relationship_start,email,phone,card,street,postal_code,city,consent_profiling,"
+    "consent_personalised_offers,consent_marketing",
     "receipts": "source,receipt_id,purchased_at,store,card,email,phone,payment_token,currency,"
     "line_no,sku,quantity,unit_price,discount,line_total,returns_receipt_id",
 }

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from oppiva.bulk.batches import ImportSummary, Progress, with_columns
+from oppiva.bulk.batches import ImportSummary, Progress, sql_text, with_columns
 from oppiva.bulk.connection import BulkConnection
 from oppiva.bulk.files import (
     LINE,
@@ -34,6 +34,8 @@ from oppiva.customers.models import IdentityKind
 from oppiva.customers.service import name_key
 from oppiva.db import Store
 from oppiva.errors import InvalidInput
+from oppiva.privacy.models import ConsentStatus, ContactChannel, Purpose
+from oppiva.privacy.service import parse_channels
 
 CUSTOMER_COLUMNS = (
     "customer_ref",
@@ -49,8 +51,12 @@ CUSTOMER_COLUMNS = (
     "street",
     "postal_code",
     "city",
+    *(f"consent_{purpose.value}" for purpose in Purpose),
+    "consent_at",
 )
 IDENTIFIERS = {"email": IdentityKind.EMAIL, "phone": IdentityKind.PHONE, "card": IdentityKind.CARD}
+DENIED = "denied"
+"""The value of a `consent_<purpose>` column that records a refusal on every channel."""
 
 
 @dataclass
@@ -61,6 +67,9 @@ class _Member:
     fields: dict[str, Any]
     identities: list[NormalIdentity]
     address: tuple[str, str, str] | None
+    consents: list[tuple[str, str, str]]
+    """(purpose, channel, status) decisions the other system recorded, one per channel."""
+    consent_at: datetime
 
 
 def _date(value: str | None, column: str) -> date | None:
@@ -80,6 +89,45 @@ def _text(value: str | None, column: str, limit: int) -> str | None:
     if len(text) > limit:
         raise InvalidInput(column, f"is longer than {limit} characters")
     return text or None
+
+
+def _consents(row: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The consent columns as decisions: channels granted (`all`, or names separated by spaces,
+    commas or semicolons), `denied` (every channel), or nothing when empty."""
+    decisions = []
+    for purpose in Purpose:
+        column = f"consent_{purpose.value}"
+        value = (row[column] or "").strip().lower()
+        if not value:
+            continue
+        if value == DENIED:
+            decisions += [
+                (purpose.value, c.value, ConsentStatus.DENIED.value) for c in ContactChannel
+            ]
+            continue
+        channels: dict[str, None] = {}
+        for name in value.replace(",", " ").replace(";", " ").split():
+            channels.update(dict.fromkeys(c.value for c in parse_channels(name, column)))
+        decisions += [(purpose.value, c, ConsentStatus.GRANTED.value) for c in channels]
+    return decisions
+
+
+def _moment(value: str | None, joined: date) -> datetime:
+    """When the consents were given: `consent_at` (a date, or a time with its zone), else the
+    day the member joined."""
+    text = (value or "").strip()
+    if not text:
+        return datetime(joined.year, joined.month, joined.day, tzinfo=UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput("consent_at", f"is not a date or a time: {value}") from None
+    if len(text) > 10 and moment.tzinfo is None:
+        raise InvalidInput("consent_at", "needs a time zone, e.g. 2024-05-01T10:00:00+03:00")
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if not datetime(1900, 1, 1, tzinfo=UTC) <= moment <= datetime.now(UTC):
+        raise InvalidInput("consent_at", f"is not believable: {value}")
+    return moment.astimezone(UTC)
 
 
 def _member(row: dict[str, Any], text: str, source: str, key: bytes, region: str) -> _Member:
@@ -109,6 +157,7 @@ def _member(row: dict[str, Any], text: str, source: str, key: bytes, region: str
         ]
         raise InvalidInput(missing[0], "an address needs street, postal_code and city")
     external = normalise(IdentityKind.EXTERNAL, f"{source}:{ref}", key=key, field="customer_ref")
+    joined = _date(row["relationship_start"], "relationship_start") or date.today()
     return _Member(
         line=row[LINE],
         row=text,
@@ -120,11 +169,12 @@ def _member(row: dict[str, Any], text: str, source: str, key: bytes, region: str
             "family_name": family,
             "language": language,
             "birthday": _date(row["birthday"], "birthday"),
-            "relationship_start": _date(row["relationship_start"], "relationship_start")
-            or date.today(),
+            "relationship_start": joined,
         },
         identities=identities,
         address=tuple(address_parts) if all(address_parts) else None,  # type: ignore[arg-type]
+        consents=_consents(row),
+        consent_at=_moment(row["consent_at"], joined),
     )
 
 
@@ -189,7 +239,7 @@ def import_customers(
                     rejects.append(
                         Reject(row[LINE], exc.field, exc.reason, row_text(table, columns, i))
                     )
-            _store_members(bulk, members, summary, rejects)
+            _store_members(bulk, members, summary, rejects, f"import {default_source}")
             writer.write(rejects)
             if progress:
                 progress(table.num_rows)
@@ -201,7 +251,11 @@ def import_customers(
 
 
 def _store_members(
-    bulk: BulkConnection, members: list[_Member], summary: ImportSummary, rejects: list[Reject]
+    bulk: BulkConnection,
+    members: list[_Member],
+    summary: ImportSummary,
+    rejects: list[Reject],
+    consent_source: str,
 ) -> None:
     if not members:
         return
@@ -260,7 +314,7 @@ def _store_members(
         fresh = [m for m, cid in new if cid is None]
         ids = iter(bulk.allocate_ids("customer", len(fresh)))
         assigned = [(m, cid if cid is not None else next(ids)) for m, cid in new]
-        _write(bulk, assigned, owner)
+        _write(bulk, assigned, owner, consent_source)
         bulk.commit()
     except BaseException:
         bulk.rollback()
@@ -273,6 +327,7 @@ def _write(
     bulk: BulkConnection,
     assigned: list[tuple[_Member, int]],
     owner: dict[tuple[str, str], tuple[int, bool]],
+    consent_source: str,
 ) -> None:
     if not assigned:
         return
@@ -344,4 +399,29 @@ def _write(
         bulk.execute(
             "INSERT INTO address (customer_id, kind, street, postal_code, city, country, is_primary) "
             "SELECT customer_id, 'home', street, postal_code, city, 'FI', true FROM stage_member_address"
+        )
+    consents = [
+        {
+            "customer_id": cid,
+            "purpose": purpose,
+            "channel": channel,
+            "status": status,
+            "effective_at": m.consent_at.strftime("%Y-%m-%d %H:%M:%S.%f"),
+            "note": f"line {m.line}",
+        }
+        for m, cid in assigned
+        for purpose, channel, status in m.consents
+    ]
+    if consents:
+        # Each decision as `privacy.service.set_consent` records it, the source naming the import.
+        bulk.stage("stage_member_consent", pa.Table.from_pylist(consents))
+        at = (
+            "CAST(effective_at || '+00' AS TIMESTAMPTZ)"
+            if bulk.dialect == "postgresql"
+            else "effective_at"
+        )
+        bulk.execute(
+            "INSERT INTO consent_event (customer_id, purpose, channel, status, source, effective_at, recorded_at, note) "
+            f"SELECT customer_id, purpose, channel, status, {sql_text(consent_source[:100])}, {at}, {now_sql}, note "
+            "FROM stage_member_consent"
         )

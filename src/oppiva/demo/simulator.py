@@ -65,6 +65,7 @@ import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]
 import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 
+from oppiva.customers.bulk import DENIED
 from oppiva.demo.sample import CITIES, FAMILY, GIVEN, STREETS
 
 Ints = npt.NDArray[np.integer[Any]]
@@ -300,6 +301,9 @@ CUSTOMER_SCHEMA: Final = pa.schema(
         ("street", _TEXT),
         ("postal_code", _TEXT),
         ("city", _TEXT),
+        ("consent_profiling", _TEXT),
+        ("consent_personalised_offers", _TEXT),
+        ("consent_marketing", _TEXT),
     ]
 )
 RECEIPT_SCHEMA: Final = pa.schema(
@@ -1230,9 +1234,34 @@ def _customers(
                 address, _digits("", postal_area * 1000 + rng.integers(1, 100, n) * 10, 5)
             ),
             "city": _unless(address, pa.array(city_names, _TEXT).take(pa.array(city))),
+            **_consents(world.seed, people.number[:n]),
         },
         schema=CUSTOMER_SCHEMA,
     )
+
+
+def _consents(seed: int, number: Ints) -> dict[str, Any]:
+    """What members told at enrolment, as a loyalty programme records it: most allow profiling;
+    most of those also personal offers (on every channel, or by email only); marketing by email
+    or email and text message for some; a few refuse. Drawn per member number from a stream of
+    their own, so that the receipts of a seed stay as they were."""
+    u = np.random.default_rng([seed, 0xC0, int(number[0]) if len(number) else 0]).random(
+        (3, len(number))
+    )
+    options = pa.array([None, "all", "email", "email sms", DENIED], _TEXT)
+    profiling = np.select([u[0] < 0.85, u[0] < 0.9], [1, 4], 0)
+    offers = np.where(
+        profiling == 1, np.select([u[1] < 0.7, u[1] < 0.85, u[1] < 0.9], [1, 2, 4], 0), 0
+    )
+    marketing = np.select([u[2] < 0.4, u[2] < 0.55, u[2] < 0.65], [2, 3, 4], 0)
+    return {
+        f"consent_{name}": options.take(pa.array(choice))
+        for name, choice in (
+            ("profiling", profiling),
+            ("personalised_offers", offers),
+            ("marketing", marketing),
+        )
+    }
 
 
 def _truth(world: _World, people: _People, visits: _Visits, refs: Any) -> Any:
