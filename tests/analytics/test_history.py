@@ -15,7 +15,7 @@ from oppiva.analytics.models import AnalysisRun, CustomerFeature, QuietAudience,
 from oppiva.config import Settings
 from oppiva.customers.service import merge_customers
 from oppiva.db import Store
-from oppiva.errors import InvalidInput
+from oppiva.errors import Conflict, InvalidInput
 from oppiva.privacy.service import erase_person
 from oppiva.segments import service
 from oppiva.segments.models import Segment, SegmentHistory, SegmentMember
@@ -155,6 +155,32 @@ def test_a_second_run_of_a_date_replaces_its_own_history(db: Store) -> None:
     assert refused.value.field == "as_of"
     assert str(SECOND) in refused.value.reason  # names the latest analysis
     assert history(db) == second
+
+
+def test_an_analysis_overtaken_by_another_writes_nothing(db: Store) -> None:
+    _store(db)
+    run(db, FIRST)
+    before, features = history(db), feature_rows(db)
+
+    def overtaken(stage: str) -> None:
+        if stage == "writing the results":  # another run reads, computes and writes meanwhile
+            run(db, SECOND)
+
+    with pytest.raises(Conflict, match="another analysis was written while this one ran"):
+        analyze(db.url, as_of=SECOND, settings=SETTINGS, progress=overtaken)
+    run(db, SECOND)  # the same as the one that overtook it
+    assert history(db) != before
+    with db.transaction() as s:
+        runs = s.scalars(select(AnalysisRun.as_of).order_by(AnalysisRun.id)).all()
+        open_rows = s.execute(
+            select(SegmentHistory.customer_id, SegmentHistory.dimension)
+            .where(SegmentHistory.valid_to.is_(None))
+            .group_by(SegmentHistory.customer_id, SegmentHistory.dimension)
+            .having(func.count() > 1)
+        ).all()
+    assert runs == [FIRST, SECOND, SECOND]
+    assert open_rows == []  # each customer's class, stage... open once, not twice
+    assert len(feature_rows(db)) == len(features)
 
 
 def test_erased_and_merged_customers_drop_out(db: Store) -> None:

@@ -129,7 +129,12 @@ def queries(timezone: str, as_of: date) -> list[Query]:
             "SELECT id, name, model FROM lifestyle_cluster",
             types={"id": i64, "name": text, "model": text},
         ),
-        Query("runs", "SELECT max(as_of) AS as_of FROM analysis_run", dates=("as_of",)),
+        Query(
+            "runs",
+            "SELECT max(as_of) AS as_of, count(*) AS runs FROM analysis_run",
+            dates=("as_of",),
+            types={"runs": i64},
+        ),
         value_stage.register_query(as_of),
     ]
 
@@ -185,7 +190,8 @@ def analyze(
         as_of = as_of or datetime.now(_zone(settings.timezone)).date()
         files = dump(url, queries(settings.timezone, as_of), folder / "in")
         _months_covered(files["products"])
-        latest = pq.read_table(files["runs"]).column("as_of")[0].as_py()
+        runs = pq.read_table(files["runs"])
+        latest, seen = runs.column("as_of")[0].as_py(), runs.column("runs")[0].as_py()
         if latest is not None and as_of < latest:
             raise InvalidInput(
                 "as_of", f"{as_of} is before the latest analysis ({latest}); history runs forward"
@@ -201,7 +207,7 @@ def analyze(
         writes += _history_writes(files, outputs, folder, as_of, report)
         step(STAGES[7])
         report.seconds = (utcnow() - started).total_seconds()
-        writes.append(_run_row(folder, report, started))
+        writes.append(_run_row(folder, report, started, seen))
         load(url, [*outputs.writes, *writes])
     return report
 
@@ -542,7 +548,9 @@ def _history_writes(
     ]
 
 
-def _run_row(folder: Path, report: Report, started: datetime) -> Write:
+def _run_row(folder: Path, report: Report, started: datetime, seen: int) -> Write:
+    """The run's own row, written last: it stands only if no other run was written since this
+    one read the store (`seen` runs then), or the history would be opened twice."""
     path = folder / "analysis_run.parquet"
     row = {
         "as_of": report.as_of,
@@ -553,7 +561,10 @@ def _run_row(folder: Path, report: Report, started: datetime) -> Write:
         "detail": json.dumps(report.detail()),
     }
     pq.write_table(pa.Table.from_pylist([row]), path)
-    return Write("analysis_run", path)
+    clash = "another analysis was written while this one ran; its results stand: run this one again"
+    return Write(
+        "analysis_run", path, expect=("SELECT count(*) FROM analysis_run", seen + 1, clash)
+    )
 
 
 def _clusters(

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy.engine import make_url
 
-from oppiva.errors import OppivaError
+from oppiva.errors import Conflict, OppivaError
 
 BATCH_ROWS = 250_000
 
@@ -57,6 +57,9 @@ class Write:
     before: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
     staged: str | None = None  # ingest into this temporary table (made by `before`) instead
+    expect: tuple[str, int, str] | None = None
+    """(a query of one integer, the value it must give after this write, the error otherwise):
+    a write that stands only if nothing else changed the store since it was computed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +150,14 @@ def _in_children(url: str, function: Any, jobs: list[list[Any]]) -> None:
             lines = errors.decode(errors="replace").strip().splitlines()
             failures.append(lines[-1] if lines else str(child.returncode))
     if failures:
+        # A conflict the child found is the caller's to handle, as it would be in process.
+        if failures[0].startswith(CONFLICT):
+            raise Conflict(failures[0].removeprefix(CONFLICT))
         raise OppivaError(f"store transfer failed: {failures[0]}")
+
+
+CONFLICT = f"{Conflict.__module__}.{Conflict.__qualname__}: "
+"""How a child's traceback ends when it raised `Conflict`."""
 
 
 def _connect(url: str) -> Any:
@@ -280,6 +290,11 @@ def _load(url: str, writes: list[Write]) -> None:
                     )
             for sql in write.after:
                 cursor.execute(sql)
+            if write.expect is not None:
+                sql, expected, message = write.expect
+                cursor.execute(sql)
+                if cursor.fetchone()[0] != expected:
+                    raise Conflict(message)
         cursor.close()
         conn.commit()
     except BaseException:
