@@ -1,4 +1,5 @@
-"""`can_contact_many` answers exactly as `can_contact` does, customer by customer."""
+"""`can_contact_many` (and `can_contact_many_for`, several purposes at once) answers exactly as
+`can_contact` does, customer by customer."""
 
 from __future__ import annotations
 
@@ -87,9 +88,11 @@ def test_the_bulk_answer_equals_the_one_by_one_answer(db: Store, people, merge, 
         if merge:  # the absorbed record answers as its survivor
             customers.merge_customers(session, ids[0], ids[1], reason="same person", actor="test")
         at = utcnow() - timedelta(days=back)
-        for purpose in PURPOSES:
-            for channel in CHANNELS:
+        for channel in CHANNELS:
+            every = privacy.can_contact_many_for(session, ids, PURPOSES, channel, at)
+            for purpose in PURPOSES:
                 bulk = privacy.can_contact_many(session, ids, purpose, channel, at)
+                assert every[Purpose(purpose)] == bulk
                 for i in ids:
                     one = privacy.can_contact(session, i, purpose, channel, at)
                     assert (bulk[i].allowed, bulk[i].reason) == (one.allowed, one.reason)

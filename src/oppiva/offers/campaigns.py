@@ -599,10 +599,9 @@ def _refusals(
     no_offers = privacy.preference_many(session, customer_ids, Preference.NO_OFFERS, at)
     rest = [i for i in customer_ids if not no_offers[i]]
     refused.update((i, "no_offers") for i in customer_ids if no_offers[i])
-    for purpose in (Purpose.PROFILING, Purpose.PERSONALISED_OFFERS):
-        decisions = privacy.can_contact_many(session, rest, purpose.value, campaign.channel, at)
-        refused.update((i, "no_consent") for i in rest if not decisions[i])
-        rest = [i for i in rest if decisions[i]]
+    purposes = (Purpose.PROFILING, Purpose.PERSONALISED_OFFERS)
+    decisions = privacy.can_contact_many_for(session, rest, purposes, campaign.channel, at)
+    refused.update((i, "no_consent") for i in rest if not all(decisions[p][i] for p in purposes))
     return refused
 
 
@@ -628,7 +627,7 @@ class _Allocation:
             CandidateKind.NEW.value: campaign.new_per_customer,
         }
         # Most customers fill their slots from the first ranks; the rest get their whole lists.
-        self.prefix = {kind: 2 * n + 2 for kind, n in self.slots.items() if n > 0}
+        self.prefix = {kind: n + 1 for kind, n in self.slots.items() if n > 0}
         self.total = sum(self.slots.values())
         self.explanations: dict[tuple[str, str | None, str], str] = {}
 
