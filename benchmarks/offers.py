@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import Table, create_engine, insert, text
 from sqlalchemy.engine import make_url
 
-from oppiva.analytics.transfer import Write, load
+from oppiva.analytics.transfer import load
 from oppiva.customers.models import Customer, Identity
 from oppiva.db import Store
 from oppiva.offers import batch, campaigns
@@ -297,7 +297,7 @@ def main() -> None:
             try:
                 set_up(store, args.customers, args.seed)
                 clock.lap(f"store set up on {store.engine.dialect.name} (not timed)")
-                load(url, [Write("offer_candidate", out, before=["DELETE FROM offer_candidate"])])
+                load(url, [batch.candidate_write(url, out)])
                 timed["load candidates"] = clock.lap("load the candidates into the store")
                 with store.transaction() as session:
                     campaigns.create_campaign(
