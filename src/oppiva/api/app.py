@@ -86,13 +86,13 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
         engine = app.state.store.engine
         return {"status": "ok", "database": engine.dialect.name, "revision": current(engine)}
 
-    # The till's router first: routes are matched in order, and receipts are most requests.
-    # No path of another router matches one of its routes.
+    # The till's routers first (receipts, then its offers): routes are matched in order, and
+    # those are most requests. No path of one router matches a route of another.
     app.include_router(purchases_router, prefix="/v1")
+    app.include_router(offers_router, prefix="/v1")
     app.include_router(access_router, prefix="/v1")
     app.include_router(customers_router, prefix="/v1")
     app.include_router(loyalty_router, prefix="/v1")
-    app.include_router(offers_router, prefix="/v1")
     app.include_router(privacy_router, prefix="/v1")
     app.include_router(segments_router, prefix="/v1")
     app.include_router(value_router, prefix="/v1")

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     String,
     Table,
+    and_,
     bindparam,
     case,
     func,
@@ -58,6 +59,8 @@ class TillKind:
 
 
 ORDER = (TillKind.DUE, TillKind.BASKET, TillKind.NEW)
+NEW_PER_OFFER = 4
+"""New candidates read per offer asked for, best first: relevance and diversity skip some."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +163,10 @@ _OWN = (
     .join_from(_CANDIDATE, _PRODUCT, _PRODUCT.c.id == _CANDIDATE.c.product_id)
     .where(
         _CANDIDATE.c.customer_id == bindparam("customer"),
-        or_(_CANDIDATE.c.kind == "new", _CANDIDATE.c.due_on <= bindparam("due_by")),
+        or_(
+            and_(_CANDIDATE.c.kind == "new", _CANDIDATE.c.rank <= bindparam("new_ranks")),
+            _CANDIDATE.c.due_on <= bindparam("due_by"),
+        ),
     )
 )
 _BASKET_PRODUCT = _PRODUCT.alias("basket_product")
@@ -323,7 +329,14 @@ def checkout_offers(
     while True:
         rows = session.execute(
             _OFFERS,
-            {"customer": customer_id, "at": at, "due_by": due_by, "basket": sorted(in_basket)},
+            {
+                "customer": customer_id,
+                "at": at,
+                "due_by": due_by,
+                "basket": sorted(in_basket),
+                # the best new candidates only: enough for the rules to skip a few
+                "new_ranks": NEW_PER_OFFER * count,
+            },
         ).all()
         customer = rows[0] if rows else None
         if customer is None or customer.status == CustomerStatus.ERASED:
