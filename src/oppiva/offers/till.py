@@ -4,9 +4,8 @@ Everything heavy is done by `oppiva offers train` (the customer's candidates wit
 dates, each product's neighbours). At the till one indexed query reads the customer's status
 with the candidates and the basket's neighbours; one reads consent, preferences and stated
 attributes (skipped by the receipt's answer when there is nothing to offer), and, only when
-there is something to offer, one the customer's purchases (each
-product's last purchase, and the purchase signals for relevance). Cheap rules in Python pick
-and order the offers. The statements are built once, at import, and are simple to plan."""
+there is something to offer, one the customer's purchases (each product's last purchase, and
+the purchase signals for relevance). Cheap rules in Python pick and order the offers. The statements are built once, at import, and are simple to plan."""
 
 from __future__ import annotations
 
