@@ -97,7 +97,7 @@ def evaluate(
     new = rec.concat(
         [
             rec.new_candidates(history, models, NEW_COUPONS, rows)
-            for rows in rec.chunks(history.customers)
+            for rows in rec.chunks(history.customers, history.products)
         ]
     )
     known_grid = _grid(known, history.customers, KNOWN_COUPONS)

@@ -19,7 +19,10 @@ import scipy.sparse as sp
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 
-CHUNK_ROWS = 5_000
+CHUNK_CELLS = 1_000_000
+"""Customers x products cells scored at a time: 8 MB arrays, which the allocator reuses from
+one chunk to the next, where arrays of 100 MB were mapped afresh (and faulted in) for each."""
+PART_ROWS = 100_000
 COUPON_DAYS = 28  # the window an offer is scored for: a coupon's validity
 POPULAR_DAYS = 28  # the popularity window
 LAUNCH_DAYS = 91  # a product first sold this recently counts as a launch
@@ -100,8 +103,10 @@ def repeat(history: History, window_days: int = COUPON_DAYS) -> Cycles:
     cycle's rate, damped once the customer is overdue by more than a cycle (a lapsed habit).
     """
     pair = history.customer * history.products + history.product
-    order = np.lexsort((history.day, pair))
-    pair, day = pair[order], history.day[order]
+    day = history.day
+    if not _ordered(pair, day):  # `History.of` sorts its rows: no copies of them then
+        order = np.lexsort((day, pair))
+        pair, day = pair[order], day[order]
     starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
     ends = np.r_[starts[1:], pair.size] - 1
     count = (ends - starts + 1).astype(np.int64)
@@ -126,6 +131,12 @@ def repeat(history: History, window_days: int = COUPON_DAYS) -> Cycles:
     score = score * (1.0 + FREQ_WEIGHT * np.log1p(count))
     due = (last + np.round(cycle)).astype(np.int64)
     return Cycles(customer, product, count, last, cycle, due, score)
+
+
+def _ordered(pair: Ints, day: Ints) -> bool:
+    """Whether the rows are sorted by pair, then day."""
+    later, earlier = pair[1:], pair[:-1]
+    return bool(np.all((later > earlier) | ((later == earlier) & (day[1:] >= day[:-1]))))
 
 
 def popularity(history: History, window_days: int = POPULAR_DAYS) -> Floats:
@@ -262,8 +273,9 @@ def _dense(rows: list[Any], count: int, factors: int) -> npt.NDArray[np.float32]
     return out
 
 
-def chunks(rows: int, size: int = CHUNK_ROWS) -> Iterator[slice]:
-    """Row ranges of at most `size`."""
+def chunks(rows: int, products: int) -> Iterator[slice]:
+    """Row ranges of at most `CHUNK_CELLS` cells of `products` columns (at least one row)."""
+    size = max(1, CHUNK_CELLS // max(products, 1))
     for start in range(0, rows, size):
         yield slice(start, min(start + size, rows))
 
@@ -479,7 +491,16 @@ def neighbours(models: Models, k: int = 10) -> Neighbours:
 def candidates(
     history: History, models: Models, known: int = 20, new: int = 20
 ) -> Iterator[Candidates]:
-    """The known candidates, then the new ones chunk by chunk of customers."""
+    """The known candidates, then the new ones, scored chunk by chunk of customers and handed
+    on in parts of at least `PART_ROWS` rows (a Parquet row group each)."""
     yield known_candidates(models, known)
-    for rows in chunks(history.customers):
-        yield new_candidates(history, models, new, rows)
+    parts: list[Candidates] = []
+    size = 0
+    for rows in chunks(history.customers, history.products):
+        parts.append(new_candidates(history, models, new, rows))
+        size += parts[-1].customer.size
+        if size >= PART_ROWS:
+            yield concat(parts)
+            parts, size = [], 0
+    if parts:
+        yield concat(parts)
