@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, cast
 
 from argon2 import PasswordHasher
@@ -34,9 +35,14 @@ MIN_PASSWORD = 12
 TOKEN_PREFIX = "opt_"  # noqa: S105 (a prefix, not a secret)
 KEY_PREFIX = "opk_"
 _hasher = PasswordHasher()
-# Verified against when the account does not exist, so that a wrong email costs as much time
-# as a wrong password and the answer tells nothing about who has an account.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+@cache
+def dummy_password_hash() -> str:
+    """Verified against when the account does not exist, so that a wrong email costs as much
+    time as a wrong password and the answer tells nothing about who has an account. Made at
+    first use (a tenth of a second: not at every command's start); the API makes it at once."""
+    return _hasher.hash(secrets.token_hex(16))
 
 
 @dataclass(frozen=True)
@@ -225,7 +231,7 @@ def authenticate(session: Session, email: str, password: str, address: str) -> S
     _check_rate(session, key, address, settings)
     user = session.scalar(select(StaffUser).where(StaffUser.email == key))
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else dummy_password_hash(), password)
         ok = user is not None and user.is_active
     except VerificationError:
         ok = False

@@ -8,9 +8,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from oppiva.analytics import service
-from oppiva.analytics.analysis import STAGES, analyze
-from oppiva.analytics.engine import EngineKind
+from oppiva.analytics import EngineKind, service
 from oppiva.cli.common import (
     audit,
     console,
@@ -39,6 +37,8 @@ def analyze_command(
     json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Compute features, RFM, classes, stages, segments, clusters and quiet hours."""
+    from oppiva.analytics.analysis import STAGES, analyze  # the engines: slow to import
+
     day = day_option(as_of, "--as-of")
     store = open_store(ctx)
     url = store.engine.url.render_as_string(hide_password=False)

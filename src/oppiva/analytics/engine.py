@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from ibis.backends import BaseBackend
 
-
-class EngineKind(StrEnum):
-    DUCKDB = "duckdb"
-    SPARK = "spark"
+from oppiva.analytics import EngineKind as EngineKind
 
 
 class Engine:

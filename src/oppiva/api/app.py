@@ -12,6 +12,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 import oppiva
 from oppiva.access.api import router as access_router
+from oppiva.access.service import dummy_password_hash
 from oppiva.api.security import GuardMiddleware, check_routes
 from oppiva.config import Settings, get_settings
 from oppiva.customers.api import router as customers_router
@@ -54,6 +55,7 @@ def create_app(store: Store | None = None, settings: Settings | None = None) -> 
         ),
     )
     app.state.store = store
+    dummy_password_hash()  # before the first login, so that no login waits for it
 
     @app.exception_handler(OppivaError)
     async def _oppiva_error(request: Request, exc: OppivaError) -> JSONResponse:

@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from oppiva.analytics.engine import EngineKind
+from oppiva.analytics import EngineKind
 from oppiva.cli.common import (
     audit,
     console,

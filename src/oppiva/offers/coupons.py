@@ -19,7 +19,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
-from scipy import stats
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -182,6 +181,8 @@ def welch_interval(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> tuple[fl
     if se == 0:
         return diff, diff, diff
     dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    from scipy import stats  # slow to import: only for a report
+
     half = float(stats.t.ppf(0.975, dof)) * se
     return diff, diff - half, diff + half
 

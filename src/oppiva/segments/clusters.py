@@ -19,17 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]
-from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans, MiniBatchKMeans
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
 
 from oppiva.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from sklearn.cluster import KMeans, MiniBatchKMeans
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -376,6 +377,8 @@ def _kmeans(points: Floats, k: int, seed: int) -> Ints:
     """Labels from k-means, mini-batch on large tables; deterministic for a seed."""
     if k == 1:
         return np.zeros(points.shape[0], dtype=np.int64)
+    from sklearn.cluster import KMeans, MiniBatchKMeans  # a second to import: when fitting
+
     model: KMeans | MiniBatchKMeans
     if points.shape[0] > MINI_BATCH_ABOVE:
         model = MiniBatchKMeans(k, n_init=3, batch_size=4096, random_state=seed)
@@ -391,6 +394,8 @@ def _dispersion(points: Floats, k: int, seed: int) -> float:
     if k == 1:
         inertia = float(((points - points.mean(axis=0)) ** 2).sum())
     else:
+        from sklearn.cluster import KMeans
+
         with threadpool_limits(1 if points.shape[0] < ONE_THREAD_BELOW else None):
             inertia = float(KMeans(k, n_init=3, random_state=seed).fit(points).inertia_)
     return max(inertia, 1e-12)
@@ -444,6 +449,8 @@ def _stable_ids(
             np.array([[c.behaviour[b] for b in old.behaviour_columns] for c in previous.clusters]),
         )
         cost = np.sqrt(((mine[:, None, :] - theirs[None, :, :]) ** 2).sum(axis=2))
+        from scipy.optimize import linear_sum_assignment
+
         for row, col in zip(*linear_sum_assignment(cost), strict=True):
             if cost[row, col] <= max_distance:
                 ids[row] = previous.clusters[col].id

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias, cast
 from typing import Literal as Lit
 
-import ibis
 from lark import Lark, Token, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from oppiva.analytics.catalogue import FEATURES, FUNCTIONS, NUMERIC, Kind
@@ -862,6 +861,8 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def _ibis(node: Expr, scope: IbisScope) -> Any:
+    import ibis  # only for the engine: the till and the command line's start do without it
+
     match node:
         case Literal(value=value, kind=kind):
             return ibis.literal(value, type=_IBIS_TYPES[kind])

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize, stats
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
 
 FloatArray = npt.NDArray[np.float64]
@@ -66,6 +65,8 @@ class Fit:
 
     def confidence_intervals(self, level: float = 0.95) -> FloatArray:
         """Rows of (low, high) per parameter: exp(log p +- z se(log p))."""
+        from scipy import stats  # slow to import: only when asked
+
         z = float(stats.norm.ppf(0.5 + level / 2))
         se_log = np.sqrt(np.abs(np.diag(self.covariance_log)))
         logs = np.log(self.values)
@@ -109,6 +110,8 @@ def maximise(
         if not np.isfinite(value):
             return _NOWHERE, np.zeros_like(theta)
         return value, gradient
+
+    from scipy import optimize  # slow to import: only when fitting
 
     # one BLAS thread: the products here are too small to share, and OpenBLAS's threads would
     # wait spinning between them (L-BFGS-B's own small products included), taking a core
@@ -184,6 +187,8 @@ def maximise_newton(
         last.clear()
         last[key] = (float(ll), value, gradient, hessian)
         return last[key]
+
+    from scipy import optimize  # slow to import: only when fitting
 
     theta = np.log(np.asarray(start, dtype=np.float64))
     with threadpool_limits(1, user_api="blas"):  # see `maximise`
