@@ -18,6 +18,7 @@ import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -71,13 +72,23 @@ class GuardMiddleware:
 
     def _resolve(self, credential: str) -> tuple[Principal, Session]:
         """The credential's principal, checked in the session that the request's route then
-        uses (`oppiva.api.deps.get_session`): one pool checkout and one transaction a request."""
-        session = self.store.sessions()
-        try:
-            principal, used_at = check_credential(session, credential)
-        except BaseException:
-            close_session(session, commit=False)
-            raise
+        uses (`oppiva.api.deps.get_session`): one pool checkout and one transaction a request.
+
+        The check is the request's first statement: when its connection was dropped by the
+        server (a restart), SQLAlchemy renews the pool and the check runs once more, nothing
+        having been done yet."""
+        for attempt in range(2):
+            session = self.store.sessions()
+            try:
+                principal, used_at = check_credential(session, credential)
+                break
+            except DBAPIError as exc:
+                close_session(session, commit=False)
+                if not exc.connection_invalidated or attempt:
+                    raise
+            except BaseException:
+                close_session(session, commit=False)
+                raise
         if used_at is not None and principal.id is not None:
             # Once a minute: end the read first, so that SQLite's snapshot predates no write.
             session.rollback()
