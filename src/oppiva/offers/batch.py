@@ -229,14 +229,13 @@ def _rows(part: rec.Candidates, loaded: Loaded, as_of: date) -> pa.Table:
     cycle = pc.binary_join_element_wise('{"days": ', days, "}", "")
     due_day = np.where(part.due_day >= 0, part.due_day, 0).astype("datetime64[D]")
     soon = part.known & (part.due_day <= (as_of - EPOCH).days + 7)
-    reason = np.where(soon, "due", part.reason)
-    reason = np.where(
-        (reason == "bought_with") & (part.driver[:, 0] < 0), "similar_customers", reason
-    )
+    known = pa.array(part.known)
+    # the strings are worked on as Arrow arrays: NumPy's fixed-width ones are slow to compare
+    reason = pc.if_else(pa.array(soon), "due", pa.array(part.reason))
+    alone = pc.and_(pc.equal(reason, "bought_with"), pa.array(part.driver[:, 0] < 0))
+    reason = pc.if_else(alone, "similar_customers", reason)
     params = pc.if_else(
-        pa.array(part.known),
-        cycle,
-        pc.if_else(pa.array(reason == "bought_with"), products, pa.scalar("{}")),
+        known, cycle, pc.if_else(pc.equal(reason, "bought_with"), products, pa.scalar("{}"))
     )
     return pa.table(
         {
@@ -245,12 +244,12 @@ def _rows(part: rec.Candidates, loaded: Loaded, as_of: date) -> pa.Table:
             ).cast(pa.date32()),
             "customer_id": pa.array(loaded.customer_ids[part.customer]),
             "product_id": pa.array(loaded.product_ids[part.product].astype(np.int64)),
-            "kind": pa.array(np.where(part.known, "known", "new")),
-            "recommender": pa.array(part.recommender.astype(str)),
+            "kind": pc.if_else(known, "known", "new"),
+            "recommender": pa.array(part.recommender),
             "score": pa.array(part.score.astype(np.float64)),
             "rank": pa.array(part.rank.astype(np.int64)),
             "due_on": pa.array(due_day, mask=~part.known).cast(pa.date32()),
-            "reason": pa.array(reason.astype(str)),
+            "reason": reason,
             "reason_params": params,
         }
     )
