@@ -99,6 +99,13 @@ def test_the_bulk_answer_equals_the_one_by_one_answer(db: Store, people, merge, 
         for name in Preference:
             many = privacy.preference_many(session, ids, name, at)
             assert many == {i: privacy.preference(session, i, name, at) for i in ids}
+        some = ids[::2]  # the others in their id range are read too, and left out
+        for purpose in PURPOSES:
+            bulk = privacy.can_contact_many(session, some, purpose, "email", at)
+            assert bulk == {i: privacy.can_contact(session, i, purpose, "email", at) for i in some}
+        for name in Preference:
+            many = privacy.preference_many(session, some, name, at)
+            assert many == {i: privacy.preference(session, i, name, at) for i in some}
         session.rollback()
 
 

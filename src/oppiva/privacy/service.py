@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from oppiva.customers import service as customers
 from oppiva.customers.models import (
@@ -349,6 +349,16 @@ def _chunks(ids: Sequence[int], size: int = BULK_CHUNK) -> Iterator[Sequence[int
         yield ids[start : start + size]
 
 
+def _among(column: QueryableAttribute[int], chunk: Sequence[int]) -> ColumnElement[bool]:
+    """`column IN chunk`, or for a dense run of ids `BETWEEN` its ends, cheaper than thousands
+    of bound values: the caller keeps only the rows of the ids it asked for."""
+    if chunk:
+        low, high = min(chunk), max(chunk)
+        if high - low < 2 * len(chunk):
+            return column.between(low, high)
+    return column.in_(chunk)
+
+
 def preference_many(
     session: Session, customer_ids: Iterable[int], name: Preference, at: datetime | None = None
 ) -> dict[int, bool]:
@@ -361,11 +371,12 @@ def preference_many(
     for chunk in _chunks(ids):
         rows = session.execute(
             select(p.customer_id, p.value)
-            .where(p.customer_id.in_(chunk), p.name == name.value, p.effective_at <= moment)
+            .where(_among(p.customer_id, chunk), p.name == name.value, p.effective_at <= moment)
             .order_by(p.customer_id, p.effective_at, p.id)
         )
         for customer_id, value in rows:  # oldest first, so the last one wins
-            values[customer_id] = bool(value)
+            if customer_id in values:
+                values[customer_id] = bool(value)
     return values
 
 
@@ -375,7 +386,9 @@ def _roots(session: Session, ids: Sequence[int]) -> dict[int, _Person]:
     found: dict[int, _Person] = {}
     merged: list[int] = []
     for chunk in _chunks(ids):
-        rows = session.execute(select(Customer.id, Customer.status).where(Customer.id.in_(chunk)))
+        rows = session.execute(
+            select(Customer.id, Customer.status).where(_among(Customer.id, chunk))
+        )
         for customer_id, status in rows:
             found[customer_id] = _Person(customer_id, status)
     for i in ids:
@@ -437,7 +450,7 @@ def can_contact_many_for(
         for customer_id, purpose, status, effective_at, source in session.execute(
             select(e.customer_id, e.purpose, e.status, e.effective_at, e.source)
             .where(
-                e.customer_id.in_(chunk),
+                _among(e.customer_id, chunk),
                 e.purpose.in_([p.value for p in wanted]),
                 e.channel == channel_.value,
                 e.effective_at <= moment,
@@ -449,10 +462,10 @@ def can_contact_many_for(
         if all(p is Purpose.PROFILING for p in wanted):
             continue
         if kind is None:
-            held = select(Address.customer_id).where(Address.customer_id.in_(chunk))
+            held = select(Address.customer_id).where(_among(Address.customer_id, chunk))
         else:
             held = select(Identity.customer_id).where(
-                Identity.customer_id.in_(chunk), Identity.kind == kind.value
+                _among(Identity.customer_id, chunk), Identity.kind == kind.value
             )
         points.update(session.scalars(held.distinct()))
     decisions: dict[Purpose, dict[int, ContactDecision]] = {p: {} for p in wanted}
