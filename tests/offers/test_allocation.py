@@ -10,7 +10,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oppiva.offers import allocation, campaigns, relevance
+from oppiva.db import Store
+from oppiva.offers import allocation, bulk, campaigns, relevance
 from oppiva.offers.models import OfferCampaign
 
 ON = date(2026, 12, 1)
@@ -123,3 +124,10 @@ def test_the_first_refusal_is_where_the_one_at_a_time_ledger_first_refuses(
         budget,
     )
     assert found == expected
+
+
+def test_no_customers_read_no_candidates(db: Store):
+    with db.transaction() as session:
+        rows = bulk.read_candidates(session, [], ON, {"known": 2})
+        assert rows.customer.size == 0
+        assert rows.known.dtype == bool

@@ -100,6 +100,8 @@ def read_candidates(
 ) -> CandidateRows:
     """The batch's candidates of these customers in one query; with `max_rank` only the ranks
     up to it of each kind (a prefix of each customer's known and new lists)."""
+    if not customer_ids:
+        return _rows([])
     table = cast(Table, OfferCandidate.__table__)
     as_of_value = _processor(session, table, "as_of")(as_of)
     where = (
@@ -119,6 +121,11 @@ def read_candidates(
     with _cursor(session) as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    return _rows(rows)
+
+
+def _rows(rows: list[tuple[Any, ...]]) -> CandidateRows:
+    """Rows of the query's columns as arrays, column by column."""
     found: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 7
     customer, product, kind, rank, score, reason, text = found
     return CandidateRows(
