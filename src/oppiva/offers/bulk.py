@@ -104,20 +104,21 @@ def read_candidates(
         return _rows([])
     table = cast(Table, OfferCandidate.__table__)
     as_of_value = _processor(session, table, "as_of")(as_of)
+    selected = "customer_id, product_id, kind, rank, score, reason, CAST(reason_params AS TEXT), id"
     where = (
         f"as_of = {_marks(session, 1)} AND customer_id IN ({_marks(session, len(customer_ids))})"
     )
-    params: list[Any] = [as_of_value, *customer_ids]
-    if max_rank:
-        ranks = " OR ".join(
-            f"(kind = {_marks(session, 1)} AND rank <= {_marks(session, 1)})" for _ in max_rank
-        )
-        where += f" AND ({ranks})"
+    if not max_rank:
+        sql = f"SELECT {selected} FROM offer_candidate WHERE {where}"  # noqa: S608
+        params: list[Any] = [as_of_value, *customer_ids]
+    else:  # one index range per kind, merged in order by the database
+        mark = _marks(session, 1)
+        part = f"SELECT {selected} FROM offer_candidate WHERE {where}"  # noqa: S608
+        sql = " UNION ALL ".join([f"{part} AND kind = {mark} AND rank <= {mark}"] * len(max_rank))
+        params = []
         for kind_rank in max_rank.items():
-            params += kind_rank
-    selected = "customer_id, product_id, kind, rank, score, reason, CAST(reason_params AS TEXT)"
-    order = "customer_id, kind, rank, id"
-    sql = f"SELECT {selected} FROM offer_candidate WHERE {where} ORDER BY {order}"  # noqa: S608
+            params += [as_of_value, *customer_ids, *kind_rank]
+    sql += " ORDER BY 1, 3, 4, 8"  # customer, kind, rank, id
     with _cursor(session) as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -126,8 +127,8 @@ def read_candidates(
 
 def _rows(rows: list[tuple[Any, ...]]) -> CandidateRows:
     """Rows of the query's columns as arrays, column by column."""
-    found: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 7
-    customer, product, kind, rank, score, reason, text = found
+    found: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 8
+    customer, product, kind, rank, score, reason, text, _ = found
     return CandidateRows(
         np.array(customer, np.int64),
         np.array(product, np.int64),
