@@ -10,6 +10,7 @@ from oppiva.errors import Conflict, InvalidInput, NotFound
 from oppiva.offers import campaigns, choices
 from oppiva.offers.models import Coupon, OfferChoice
 from oppiva.privacy import service as privacy
+from oppiva.purchases.models import Product
 from tests.offers.coupon_world import candidate, definition, make_consenting, make_product
 
 
@@ -118,3 +119,37 @@ def test_coupons_picks_and_statements_follow_a_merge_and_are_exported(db: Store,
         assert exported["offer_choices"][0]["product"] == "S01"
         assert exported["offer_attributes"][0]["name"] == "balcony"
         assert exported["offer_campaigns"][0]["group"] == "treatment"
+
+
+def test_picks_at_once_take_turns_and_do_not_pass_the_budget(db: Store, shop):
+    """One customer's picks wait in an open transaction while another's are made: the second
+    waits for the first to commit, then sees the budget spent."""
+    import threading
+
+    with db.transaction() as session:
+        other = make_consenting(session)
+        for rank, p in enumerate(session.scalars(select(Product).order_by(Product.sku)), 1):
+            candidate(session, other, p, "known", rank)
+        # 1 euro a coupon, 2 euros: two coupons in all
+        campaigns.create_campaign(
+            session, definition(holdout_share=0, discount_percent=10, budget_eur=2)
+        )
+    picked, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with db.transaction() as session:
+            choices.choose(session, "autumn", shop, ["S01", "S02"])
+            picked.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert picked.wait(10)
+    threading.Timer(1.0, release.set).start()  # the first commits a second from now
+    with pytest.raises((Conflict, InvalidInput)), db.transaction() as session:
+        choices.choose(session, "autumn", other.id, ["S01", "S02"])
+    thread.join()
+    with db.transaction() as session:
+        stored = session.scalars(select(Coupon)).all()
+        assert [c.customer_id for c in stored] == [shop, shop]
+        assert sum(c.expected_cost_cents for c in stored) <= 200

@@ -454,9 +454,9 @@ _INSERT_MEMBER = insert(cast(Table, CampaignMember.__table__))
 _INSERT_COUPON = insert(cast(Table, Coupon.__table__))
 
 
-def _lock_campaign(session: Session, key: str) -> OfferCampaign:
-    """The campaign, after a write on its row first in the transaction: two runs of one
-    campaign take turns (PostgreSQL holds the row lock, as `SELECT ... FOR UPDATE` would, to
+def lock_campaign(session: Session, key: str) -> OfferCampaign:
+    """The campaign, after a write on its row first in the transaction: two runs or picks of
+    one campaign take turns (PostgreSQL holds the row lock, as `SELECT ... FOR UPDATE` would, to
     the commit; on SQLite the write takes the database's writer lock, and what the run reads
     next is what the previous run committed)."""
     session.execute(
@@ -768,7 +768,7 @@ class _Allocation:
 
 def run_campaign(session: Session, key: str, on: date | None = None) -> RunSummary:
     """Allocate coupons to every customer of the audience not yet in the campaign."""
-    campaign = _lock_campaign(session, key)
+    campaign = lock_campaign(session, key)
     now = utcnow()
     today = on or now.date()
     if today > campaign.valid_until:

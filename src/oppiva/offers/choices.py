@@ -148,8 +148,10 @@ def choose(session: Session, key: str, customer_id: int, skus: Sequence[str]) ->
     """Store the picks and issue their coupons; every pick must be among the offers shown.
 
     Picks made before stay; together they may not exceed the campaign's `picks` (default 5).
+    Picks and runs of one campaign take turns on its row, so that none passes the budget, a
+    limit or the stock that another is spending.
     """
-    campaign = campaigns.get_campaign(session, key)
+    campaign = campaigns.lock_campaign(session, key)
     on = utcnow().date()
     _check_open(campaign, on)
     if not skus:
