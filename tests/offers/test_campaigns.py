@@ -334,5 +334,6 @@ def test_customers_who_fill_no_slot_from_their_first_ranks_get_their_whole_list(
 def test_codes_drawn_together_are_distinct_and_use_the_alphabet():
     codes = campaigns.new_codes(20_000)
     assert len(set(codes)) == 20_000
-    assert all(len(c) == 10 and set(c) <= set(campaigns.CODE_ALPHABET) for c in codes)
+    assert all(len(c) == campaigns.CODE_LENGTH for c in codes)
+    assert all(set(c) <= set(campaigns.CODE_ALPHABET) for c in codes)
     assert len(set("".join(codes))) == len(campaigns.CODE_ALPHABET)

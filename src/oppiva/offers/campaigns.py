@@ -52,6 +52,11 @@ from oppiva.segments import selection
 
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 12
+"""Characters of a coupon code: 32^12 = 2^60 codes, so that a chain issuing 5 M coupons a week
+meets a clash with one of a year's 250 M earlier codes about once in a thousand runs (the run's
+transaction undoes it and running it again draws new codes); with 10 characters it would be
+about once a run."""
 REFUSALS = (
     "no_consent",
     "no_offers",
@@ -211,8 +216,8 @@ def contact_refusal(
 
 
 def new_code() -> str:
-    """A coupon code nobody can guess: 10 characters without look-alikes (0/O, 1/I)."""
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
+    """A coupon code nobody can guess: `CODE_LENGTH` characters without look-alikes (0/O, 1/I)."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
 _ALPHABET = np.frombuffer(CODE_ALPHABET.encode(), dtype=np.uint8)
@@ -225,10 +230,10 @@ def new_codes(n: int) -> list[str]:
     seen: set[str] = set()
     while len(codes) < n:
         want = n - len(codes)
-        raw = np.frombuffer(secrets.token_bytes(want * 10), dtype=np.uint8) & 31
+        raw = np.frombuffer(secrets.token_bytes(want * CODE_LENGTH), dtype=np.uint8) & 31
         text = _ALPHABET[raw].tobytes().decode("ascii")
-        for i in range(0, want * 10, 10):
-            code = text[i : i + 10]
+        for i in range(0, want * CODE_LENGTH, CODE_LENGTH):
+            code = text[i : i + CODE_LENGTH]
             if code not in seen:
                 seen.add(code)
                 codes.append(code)
