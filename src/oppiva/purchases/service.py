@@ -458,6 +458,8 @@ _RECEIPT_COLUMNS = [column.key for column in _RECEIPT.c if column.key != "id"]
 _LINE_COLUMNS = [column.key for column in _LINE.c if column.key != "id"]
 _INSERT_RECEIPT = insert(_RECEIPT).returning(_RECEIPT.c.id)
 _INSERT_LINES = insert(_LINE).returning(_LINE.c.id, sort_by_parameter_order=True)
+_LINE_VALUES = [key for key in _LINE_COLUMNS if key != "receipt_id"]
+"""A line's own columns: on PostgreSQL one array each, beside the receipt's new id."""
 
 
 def _insert_receipt_and_lines() -> Insert:
@@ -470,18 +472,19 @@ def _insert_receipt_and_lines() -> Insert:
         .returning(_RECEIPT.c.id)
         .cte("stored")
     )
-    keys = [key for key in _LINE_COLUMNS if key != "receipt_id"]
     rows = (
-        func.unnest(*[bindparam(key, type_=ARRAY(_LINE.c[key].type)) for key in keys])
-        .table_valued(*keys)
+        func.unnest(*[bindparam(key, type_=ARRAY(_LINE.c[key].type)) for key in _LINE_VALUES])
+        .table_valued(*_LINE_VALUES)
         .render_derived()
     )
     lines = (
-        select(stored.c.id, *[rows.c[key] for key in keys]).select_from(stored).join(rows, true())
+        select(stored.c.id, *[rows.c[key] for key in _LINE_VALUES])
+        .select_from(stored)
+        .join(rows, true())
     )
     return (
         insert(_LINE)
-        .from_select(["receipt_id", *keys], lines)
+        .from_select(["receipt_id", *_LINE_VALUES], lines)
         .returning(_LINE.c.id, _LINE.c.line_no, _LINE.c.receipt_id)
     )
 
@@ -495,8 +498,7 @@ def _insert(session: Session, receipt: Receipt, lines: list[ReceiptLine]) -> Non
     more than the inserts."""
     values = {key: getattr(receipt, key) for key in _RECEIPT_COLUMNS}
     if lines and session.get_bind().dialect.name == "postgresql":
-        keys = [key for key in _LINE_COLUMNS if key != "receipt_id"]
-        arrays = {key: [getattr(line, key) for line in lines] for key in keys}
+        arrays = {key: [getattr(line, key) for line in lines] for key in _LINE_VALUES}
         rows = session.execute(_INSERT_RECEIPT_AND_LINES, {**values, **arrays}).all()
         by_number = {row.line_no: row.id for row in rows}
         receipt.id = rows[0].receipt_id
